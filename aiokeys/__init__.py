@@ -1,0 +1,56 @@
+"""aiokeys: list MongoDB Atlas AI model API keys fast, in order, safely.
+
+Pages after the first are fetched concurrently on one aiohttp session, bounded,
+and reordered so that ``async for`` sees keys in server order.
+"""
+
+from __future__ import annotations
+
+from ._auth import Auth, BearerToken
+from ._client import Client
+from ._errors import (
+    AiokeysError,
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    BadRequestField,
+    DriftError,
+    InvalidArgumentError,
+    MissingCredentialsError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTimeoutError,
+    ServerError,
+    TransportError,
+    UnexpectedResponseError,
+)
+from ._models import ApiKey, Link, Page
+from ._retry import RetryPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AiokeysError",
+    "ApiError",
+    "ApiKey",
+    "Auth",
+    "AuthenticationError",
+    "BadRequestError",
+    "BadRequestField",
+    "BearerToken",
+    "Client",
+    "DriftError",
+    "InvalidArgumentError",
+    "Link",
+    "MissingCredentialsError",
+    "NotFoundError",
+    "Page",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "RetryPolicy",
+    "ServerError",
+    "TransportError",
+    "UnexpectedResponseError",
+]

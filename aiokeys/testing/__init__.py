@@ -1,0 +1,1 @@
+"""An in-process Atlas simulator for tests: :class:`FakeAtlas` (placeholder)."""
