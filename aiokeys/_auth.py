@@ -15,9 +15,38 @@ import attrs
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs
 from yarl import URL
 
+from ._errors import InvalidArgumentError
 from ._retry import RetryPolicy
 
-__all__ = ["Auth", "AuthContext", "BearerToken", "BoundAuth"]
+__all__ = ["Auth", "AuthContext", "BearerToken", "BoundAuth", "validate_base_url"]
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def validate_base_url(base_url: str | URL, *, allow_insecure_http: bool) -> URL:
+    """Parse ``base_url`` and refuse one that would send credentials in clear.
+
+    ``https`` is always accepted; ``http`` only for a loopback host (the
+    simulator) or when the caller opts in with ``allow_insecure_http=True``.
+    A path, query or fragment is refused: aiokeys adds ``/api/atlas/v2`` itself.
+    """
+    url = URL(base_url)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise InvalidArgumentError(
+            f"base_url must be an http(s) URL with a host, got {str(base_url)!r}"
+        )
+    if url.path not in ("", "/") or url.query_string or url.fragment:
+        raise InvalidArgumentError(
+            f"base_url must be an origin like https://cloud.mongodb.com, got {str(base_url)!r}"
+        )
+    host = url.host
+    loopback = host in _LOOPBACK_HOSTS or host.startswith("127.")
+    if url.scheme == "http" and not loopback and not allow_insecure_http:
+        raise InvalidArgumentError(
+            f"base_url {str(url.origin())!r} is plain http and not loopback: credentials "
+            "would travel in clear; use https or pass allow_insecure_http=True"
+        )
+    return url.origin()
 
 
 @attrs.frozen(kw_only=True)
