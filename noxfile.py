@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHONS = ["3.11", "3.13"]
+
+
+def _expose_pyenv_interpreters() -> None:
+    """Put every pyenv-installed CPython on PATH so nox finds python3.13 too.
+
+    pyenv's shims answer only for the selected version; nox looks interpreters
+    up by name, so without this a machine with 3.13 installed under pyenv but
+    not selected would report it missing.
+    """
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    bins = sorted(str(p / "bin") for p in root.glob("3.*") if (p / "bin").is_dir())
+    if bins:
+        os.environ["PATH"] = os.pathsep.join([os.environ.get("PATH", ""), *bins])
+
+
+_expose_pyenv_interpreters()
 
 
 @nox.session(python=PYTHONS)
