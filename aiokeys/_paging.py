@@ -1,0 +1,258 @@
+"""Pure page arithmetic: when a listing ends, what may be requested, in what order.
+
+Nothing here does I/O; :mod:`aiokeys._stream` drives these pieces from the
+network. Keeping them pure lets the end rule and the reorder buffer be tested
+exhaustively with Hypothesis.
+
+The end rule
+------------
+Atlas' ``totalCount`` is "an estimate and may not be exact" and may be absent,
+and a server may return fewer results than asked, even zero, before the end.
+So a listing of page size ``s`` ends at the first page ``k`` (in page order)
+that is *short* (fewer than ``s`` items, possibly none) **and** either
+
+* carries no ``totalCount``, or
+* is at or past the expected last page, ``k >= ceil(totalCount / s)``,
+  where ``totalCount`` is the one that page ``k`` itself reported.
+
+Consequences, each pinned by a test in ``tests/test_paging.py``:
+
+* a missing count means "keep reading until a short or empty page";
+* a count that grows moves the expected end further out;
+* when the last expected page comes back full, reading goes on past it until
+  a short or empty page;
+* a short or empty page before the expected end is *not* the end while the
+  count says more remain: it is recorded as drift and reading goes on;
+* page 1 (or the resume page) is read alone; pages are never numbered below
+  it, so ``pageNum=0`` is never sent and no page is planned twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Generic, TypeVar
+
+import attrs
+
+__all__ = [
+    "Deduper",
+    "PagePlan",
+    "ReorderBuffer",
+    "expected_pages",
+    "is_last_page",
+    "pages_needed",
+]
+
+T = TypeVar("T")
+K = TypeVar("K")
+
+
+def expected_pages(total_count: int, page_size: int) -> int:
+    """Return the number of the last page ``total_count`` keys fill, at least 1.
+
+    Page 1 is always read, even for an empty list, hence the floor of 1.
+    """
+    return max(1, -(-total_count // page_size))
+
+
+def is_last_page(
+    page_num: int, n_items: int, total_count: int | None, page_size: int
+) -> bool:
+    """Apply the end rule (see the module docstring) to one page."""
+    if n_items >= page_size:
+        return False
+    if total_count is None:
+        return True
+    return page_num >= expected_pages(total_count, page_size)
+
+
+def pages_needed(keys: int, page_size: int) -> int:
+    """Return how many full pages hold ``keys`` keys (0 for ``keys <= 0``)."""
+    return max(0, -(-keys // page_size))
+
+
+@attrs.define(kw_only=True)
+class PagePlan:
+    """What one pass over a listing has learnt, fed page by page in page order.
+
+    Pages may land in any order: :meth:`record` parks them and observes them in
+    order, so the end rule always sees page ``k - 1`` before page ``k``.
+
+    Attributes:
+        page_size: Items asked per page.
+        start_page: The first page of the pass (1 unless resuming).
+        limit: The highest page known to be needed, or ``None`` when reading
+            on speculatively (no count, or past the expected end).
+        end_page: The page that ended the listing, once known.
+        next_page: The next page number :meth:`record` will observe.
+        total_count: The last ``totalCount`` seen, ``None`` if none yet.
+        drift: Short descriptions of what did not add up, in page order.
+    """
+
+    page_size: int
+    start_page: int = 1
+    limit: int | None = attrs.field(default=None)
+    end_page: int | None = None
+    next_page: int = attrs.field(default=0)
+    total_count: int | None = None
+    drift: list[str] = attrs.field(factory=list)
+    _parked: dict[int, tuple[int, int | None]] = attrs.field(factory=dict, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Until the first page answers, nothing but the first page is wanted.
+        self.limit = self.start_page
+        self.next_page = self.start_page
+
+    @property
+    def ended(self) -> bool:
+        """Whether the end page has been observed."""
+        return self.end_page is not None
+
+    def may_request(self, page_num: int) -> bool:
+        """Return whether ``page_num`` is within what the pass may still need."""
+        if page_num < self.start_page:
+            return False
+        if self.end_page is not None and page_num > self.end_page:
+            return False
+        return self.limit is None or page_num <= self.limit
+
+    def record(self, page_num: int, n_items: int, total_count: int | None) -> None:
+        """Take one landed page's item count and ``totalCount``, in any order."""
+        if page_num < self.next_page or page_num in self._parked:
+            raise ValueError(f"page {page_num} recorded twice")
+        self._parked[page_num] = (n_items, total_count)
+        while self.next_page in self._parked:
+            n, total = self._parked.pop(self.next_page)
+            self._observe(self.next_page, n, total)
+            self.next_page += 1
+
+    def _observe(self, page_num: int, n_items: int, total: int | None) -> None:
+        if self.end_page is not None:
+            if n_items:
+                self.drift.append(
+                    f"page {page_num} had {n_items} keys after the last page {self.end_page}"
+                )
+            return
+        self._note_count(page_num, total)
+        if is_last_page(page_num, n_items, total, self.page_size):
+            self.end_page = page_num
+            return
+        if total is None or page_num >= expected_pages(total, self.page_size):
+            self.limit = None  # read on until a short page
+        elif self.limit is not None:
+            self.limit = max(self.limit, expected_pages(total, self.page_size))
+        if total is not None and n_items < self.page_size:
+            self.drift.append(
+                f"page {page_num} short ({n_items} of {self.page_size}) before the "
+                f"expected last page {expected_pages(total, self.page_size)}"
+            )
+
+    def _note_count(self, page_num: int, total: int | None) -> None:
+        if total is None:
+            return
+        if self.total_count is not None and total != self.total_count:
+            self.drift.append(
+                f"totalCount changed from {self.total_count} to {total} at page {page_num}"
+            )
+        self.total_count = total
+
+
+class ReorderBuffer(Generic[T]):
+    """Finished pages waiting for the consumer, released in order or as they land.
+
+    With ``ordered=True`` page ``k`` is released only after page ``k - 1``.
+    With ``ordered=False`` pages are released in arrival order, except entries
+    put with ``barrier=True`` (errors): those wait until every lower page has
+    been released, so an error always names the first page not delivered.
+    """
+
+    def __init__(self, *, first: int, ordered: bool) -> None:
+        self.ordered = ordered
+        self.low = first  # lowest page number not yet released
+        self.end: int | None = None
+        self._held: dict[int, tuple[T, bool]] = {}
+        self._released_above: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the end is known and every page up to it has been released."""
+        return self.end is not None and self.low > self.end
+
+    def put(self, page_num: int, item: T, *, barrier: bool = False) -> None:
+        """Hold ``item`` as page ``page_num``; each page goes in at most once."""
+        if (
+            page_num < self.low
+            or page_num in self._held
+            or page_num in self._released_above
+        ):
+            raise ValueError(f"page {page_num} put twice")
+        if self.end is not None and page_num > self.end:
+            return
+        self._held[page_num] = (item, barrier)
+
+    def pop(self) -> tuple[int, T] | None:
+        """Release the next page that may go, or ``None`` if none may yet."""
+        page_num = self._next_releasable()
+        if page_num is None:
+            return None
+        item, _ = self._held.pop(page_num)
+        if page_num == self.low:
+            self.low += 1
+            while self.low in self._released_above:
+                self._released_above.remove(self.low)
+                self.low += 1
+        else:
+            self._released_above.add(page_num)
+        return page_num, item
+
+    def _next_releasable(self) -> int | None:
+        if self.low in self._held:
+            return self.low
+        if self.ordered:
+            return None
+        for page_num, (_, barrier) in self._held.items():
+            if not barrier:
+                return page_num
+        return None
+
+    def end_at(self, last: int) -> list[T]:
+        """Declare ``last`` the final page; drop and return what was held beyond it."""
+        self.end = last
+        beyond = sorted(p for p in self._held if p > last)
+        return [self._held.pop(p)[0] for p in beyond]
+
+
+class Deduper(Generic[K]):
+    """Remembers identities already delivered and filters repeats out.
+
+    Items without an identity (``None``) cannot be compared and always pass.
+    Memory grows with the number of distinct identities (one short string per
+    key), the one thing that is not bounded by the window.
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[K] = set()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def __contains__(self, ident: object) -> bool:
+        return ident in self._seen
+
+    def add(self, ident: K | None) -> bool:
+        """Remember ``ident``; return ``False`` if it was already there."""
+        if ident is None:
+            return True
+        if ident in self._seen:
+            return False
+        self._seen.add(ident)
+        return True
+
+    def filter(self, idents: Iterable[K | None], items: Sequence[T]) -> list[T]:
+        """Return the items whose identity was new, remembering those identities."""
+        return [
+            item for ident, item in zip(idents, items, strict=True) if self.add(ident)
+        ]
