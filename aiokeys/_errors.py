@@ -27,7 +27,10 @@ Messages and reprs never carry headers, query strings, request bodies or secrets
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import http
+import json
+import re
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -47,7 +50,13 @@ __all__ = [
     "ServerError",
     "TransportError",
     "UnexpectedResponseError",
+    "error_from_payload",
+    "error_from_response",
+    "safe_snippet",
 ]
+
+#: The longest ``body_snippet`` kept from a body that is not Atlas JSON.
+SNIPPET_LIMIT = 120
 
 
 class AiokeysError(Exception):
@@ -92,6 +101,8 @@ class ApiError(AiokeysError):
         url: The request URL without its query string.
         page_num: The page number of a listing request, else ``None``.
         body_snippet: A short printable start of a body that was not Atlas JSON.
+        retry_after: The server's ``Retry-After`` in seconds (429 and 503), or
+            ``None`` when it sent none.
     """
 
     def __init__(
@@ -107,6 +118,7 @@ class ApiError(AiokeysError):
         bad_request_fields: Sequence[BadRequestField] = (),
         page_num: int | None = None,
         body_snippet: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.status = status
         self.method = method
@@ -118,6 +130,7 @@ class ApiError(AiokeysError):
         self.bad_request_fields = tuple(bad_request_fields)
         self.page_num = page_num
         self.body_snippet = body_snippet
+        self.retry_after = retry_after
         super().__init__(self._message())
 
     def _message(self) -> str:
@@ -165,10 +178,6 @@ class NotFoundError(ApiError):
 class RateLimitError(ApiError):
     """429: the token bucket is empty; ``retry_after`` is the server's wait in seconds."""
 
-    def __init__(self, *, retry_after: float | None = None, **kwargs: object) -> None:
-        self.retry_after = retry_after
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-
 
 class ServerError(ApiError):
     """5xx: Atlas or a proxy failed; retried by the default policy."""
@@ -183,8 +192,175 @@ class TransportError(AiokeysError):
 
 
 class RequestTimeoutError(TransportError):
-    """A request timed out, or a listing's deadline ran out."""
+    """A request timed out, or a listing's deadline ran out.
+
+    ``deadline_exceeded`` is true when the caller's deadline, not a socket
+    timeout, ended the request; such an error is never retried.
+    """
+
+    def __init__(self, message: str, *, deadline_exceeded: bool = False) -> None:
+        super().__init__(message)
+        self.deadline_exceeded = deadline_exceeded
 
 
 class DriftError(AiokeysError):
     """The listing shifted under us and ``on_drift="raise"`` was asked for."""
+
+
+_CLASS_BY_STATUS: Mapping[int, type[ApiError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+_TAG = re.compile(r"<[^>]*>")
+_BLANKS = re.compile(r"\s+")
+
+
+def error_class(status: int) -> type[ApiError]:
+    """The :class:`ApiError` subclass for ``status``; the body never decides."""
+    if status >= 500:
+        return ServerError
+    return _CLASS_BY_STATUS.get(status, ApiError)
+
+
+def safe_snippet(text: str, *, limit: int = SNIPPET_LIMIT) -> str | None:
+    """A short, printable, single-line start of a body that is not Atlas JSON.
+
+    Markup is dropped (an HTML error page keeps its words), whitespace is
+    collapsed and control characters removed, so the snippet can go into a
+    message without breaking a log line; ``None`` when nothing is left.
+    """
+    words = _BLANKS.sub(" ", _TAG.sub(" ", text))
+    printable = "".join(ch for ch in words if ch.isprintable()).strip()
+    if not printable:
+        return None
+    if len(printable) > limit:
+        return printable[: limit - 1].rstrip() + "…"
+    return printable
+
+
+def error_from_response(
+    status: int,
+    body: bytes,
+    *,
+    method: str,
+    url: str,
+    page_num: int | None = None,
+    retry_after: float | None = None,
+) -> ApiError:
+    """Build the error for an HTTP error ``status`` and its raw ``body``.
+
+    The status picks the class. An Atlas JSON body fills ``error_code``,
+    ``reason``, ``detail``, ``parameters`` and ``bad_request_fields``; any other
+    body (HTML from a proxy, empty, truncated) leaves them ``None`` and keeps a
+    :func:`safe_snippet` instead.
+    """
+    text = body.decode("utf-8", errors="replace")
+    try:
+        payload: object = json.loads(text)
+    except (ValueError, RecursionError):
+        payload = None
+    if not _is_atlas_error(payload):
+        payload = text
+    return error_from_payload(
+        status,
+        payload,
+        method=method,
+        url=url,
+        page_num=page_num,
+        retry_after=retry_after,
+    )
+
+
+def error_from_payload(
+    status: int,
+    payload: object,
+    *,
+    method: str,
+    url: str,
+    page_num: int | None = None,
+    retry_after: float | None = None,
+) -> ApiError:
+    """Build the error for ``status`` from an already decoded body.
+
+    Used directly for the ``content`` of an ``envelope=true`` error, where the
+    HTTP status was 200 and the body's ``status`` tells the truth. A ``str``
+    payload is taken as a body that was not Atlas JSON.
+    """
+    cls = error_class(status)
+    if isinstance(payload, Mapping) and _is_atlas_error(payload):
+        return cls(
+            status=status,
+            method=method,
+            url=url,
+            page_num=page_num,
+            retry_after=retry_after,
+            error_code=_str_or_none(payload.get("errorCode")),
+            reason=_str_or_none(payload.get("reason")),
+            detail=_str_or_none(payload.get("detail")),
+            parameters=_parameters(payload.get("parameters")),
+            bad_request_fields=_bad_request_fields(payload.get("badRequestDetail")),
+        )
+    return cls(
+        status=status,
+        method=method,
+        url=url,
+        page_num=page_num,
+        retry_after=retry_after,
+        reason=_phrase(status),
+        body_snippet=_snippet_of(payload),
+    )
+
+
+def _is_atlas_error(payload: object) -> bool:
+    if not isinstance(payload, Mapping):
+        return False
+    code = payload.get("errorCode")
+    error = payload.get("error")
+    return isinstance(code, str) or (
+        isinstance(error, int) and not isinstance(error, bool)
+    )
+
+
+def _parameters(params: object) -> tuple[str | int | float, ...]:
+    if not isinstance(params, list):
+        return ()
+    return tuple(
+        p
+        for p in params
+        if isinstance(p, str | int | float) and not isinstance(p, bool)
+    )
+
+
+def _snippet_of(payload: object) -> str | None:
+    if payload is None:
+        return None
+    if isinstance(payload, str):
+        return safe_snippet(payload)
+    return safe_snippet(json.dumps(payload))
+
+
+def _bad_request_fields(detail: object) -> tuple[BadRequestField, ...]:
+    fields = detail.get("fields") if isinstance(detail, Mapping) else None
+    if not isinstance(fields, list):
+        return ()
+    return tuple(
+        BadRequestField(field=item["field"], description=item["description"])
+        for item in fields
+        if isinstance(item, Mapping)
+        and isinstance(item.get("field"), str)
+        and isinstance(item.get("description"), str)
+    )
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _phrase(status: int) -> str | None:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return None

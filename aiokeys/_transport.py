@@ -1,0 +1,396 @@
+"""The wire layer: one JSON ``GET`` against Atlas, its errors and its retries.
+
+A :class:`Transport` belongs to one client and is shared by all its streams.
+Each :meth:`Transport.get_json` call is one logical request: it may take several
+attempts, paced by the client's :class:`~aiokeys.RetryPolicy` through
+:func:`backoff.on_exception`, and it ends in decoded JSON or in an
+:class:`~aiokeys.AiokeysError` whose ``__cause__`` is the aiohttp or json
+exception behind it.
+
+Three budgets meet here:
+
+* a client-wide semaphore of ``concurrency`` attempts in flight, held only
+  while an attempt talks to the server, never during a backoff sleep;
+* a per-scope (org or project) gate: after a 429, every request of that scope
+  waits until the server's ``Retry-After`` is over instead of draining the
+  token bucket again;
+* an optional ``deadline`` (a :func:`time.monotonic` value) bounding the call,
+  retries and waits included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import aiohttp
+import attrs
+import backoff
+from aiohttp import hdrs
+from backoff.types import Details
+from yarl import URL
+
+from ._auth import BoundAuth
+from ._errors import (
+    ApiError,
+    RateLimitError,
+    RequestTimeoutError,
+    TransportError,
+    UnexpectedResponseError,
+    error_from_payload,
+    error_from_response,
+    safe_snippet,
+)
+from ._retry import RetryPolicy, is_retryable, parse_retry_after
+
+__all__ = ["Transport"]
+
+_log = logging.getLogger(__name__)
+
+_METHOD: Final = "GET"
+_RETRIED: Final = (ApiError, TransportError)
+
+
+def _give_up(exc: Exception) -> bool:
+    """The ``giveup`` predicate handed to ``backoff``: the same for every call."""
+    return not is_retryable(exc)
+
+
+@attrs.frozen(kw_only=True)
+class _Reply:
+    """What an attempt keeps of a response once its body is read and released."""
+
+    status: int
+    body: bytes
+    content_type: str
+    retry_after: float | None
+
+
+@attrs.define(kw_only=True)
+class _Call:
+    """One :meth:`Transport.get_json` call, carried across its attempts."""
+
+    url: URL
+    params: dict[str, str]
+    scope: str
+    page_num: int | None
+    deadline: float | None
+    on_retry: Callable[[BaseException], None] | None
+    attempt: int = 0
+
+    @property
+    def where(self) -> str:
+        """The URL without its query string, for messages and logs."""
+        return str(self.url.with_query(None))
+
+    @property
+    def envelope(self) -> bool:
+        return self.params.get("envelope", "").lower() == "true"
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (never negative), or ``None``."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.monotonic())
+
+    def deadline_error(self) -> RequestTimeoutError:
+        error = RequestTimeoutError(
+            f"{_METHOD} {self.where}{_page_note(self.page_num)}: deadline reached "
+            f"after {self.attempt} attempt(s)",
+            deadline_exceeded=True,
+        )
+        error.page_num = self.page_num
+        return error
+
+
+class Transport:
+    """Sends the client's Atlas ``GET`` requests: auth, retries, errors, JSON.
+
+    Args:
+        session: The client's session; the transport never closes it.
+        base_url: The Atlas origin, already validated.
+        api_version: Goes into ``Accept: application/vnd.atlas.<version>+json``.
+        auth: The bound credential, passed to aiohttp as request middleware.
+        retry: The policy every call of this client follows.
+        concurrency: Attempts in flight at once across the whole client.
+    """
+
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession,
+        base_url: URL,
+        api_version: str,
+        auth: BoundAuth,
+        retry: RetryPolicy,
+        concurrency: int,
+    ) -> None:
+        self._session = session
+        self._base_url = base_url
+        self._accept = f"application/vnd.atlas.{api_version}+json"
+        self._auth = auth
+        self._retry = retry
+        self._slots = asyncio.Semaphore(concurrency)
+        # scope -> monotonic time before which no request of that scope starts
+        self._gates: dict[str, float] = {}
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy every call follows."""
+        return self._retry
+
+    async def get_json(
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        scope: str,
+        page_num: int | None = None,
+        on_retry: Callable[[BaseException], None] | None = None,
+        deadline: float | None = None,
+    ) -> Any:
+        """``GET`` ``path`` and return its decoded JSON, retrying what is worth it.
+
+        Args:
+            path: Relative to the base URL, e.g. ``/api/atlas/v2/orgs/{id}/aiModelApiKeys``.
+            params: Query parameters; ``envelope=true`` bodies are unwrapped.
+            scope: The org or project id whose 429s this request shares.
+            page_num: The listing page, attached to errors and log lines.
+            on_retry: Called with the failure once per scheduled retry.
+            deadline: A :func:`time.monotonic` value bounding the whole call.
+
+        Returns:
+            The JSON body; for ``envelope=true``, a list without its ``status``
+            or a single resource's ``content``.
+
+        Raises:
+            ApiError: An error status (or envelope status), once retries are over.
+            TransportError: No complete response, once retries are over;
+                :class:`RequestTimeoutError` when ``deadline`` ran out.
+            UnexpectedResponseError: A success status with a body that is not JSON.
+        """
+        call = _Call(
+            url=self._base_url.with_path(path),
+            params=dict(params or {}),
+            scope=scope,
+            page_num=page_num,
+            deadline=deadline,
+            on_retry=on_retry,
+        )
+        remaining = call.remaining()
+        max_time = self._retry.max_time
+        retrying = backoff.on_exception(
+            self._retry.waits,
+            _RETRIED,
+            max_tries=self._retry.max_tries,
+            max_time=max_time if remaining is None else min(max_time, remaining),
+            jitter=None,
+            giveup=_give_up,
+            on_backoff=lambda details: self._on_backoff(call, details),
+            logger=None,
+        )(self._attempt)
+        return await retrying(call)
+
+    def _on_backoff(self, call: _Call, details: Details) -> None:
+        """Log the scheduled retry, close the scope's gate on a 429, tell the caller."""
+        exc = details.get("exception")
+        wait = details.get("wait", 0.0)
+        _log.info(
+            "retrying %s page=%s in %.2fs after %s (attempt %d of %d)",
+            call.url.path,
+            call.page_num,
+            wait,
+            _cause(exc),
+            call.attempt,
+            self._retry.max_tries,
+        )
+        if isinstance(exc, RateLimitError):
+            until = time.monotonic() + wait
+            self._gates[call.scope] = max(self._gates.get(call.scope, 0.0), until)
+        if call.on_retry is not None and exc is not None:
+            call.on_retry(exc)
+
+    async def _attempt(self, call: _Call) -> Any:
+        """One attempt: wait for the scope's gate, send, read, decode."""
+        call.attempt += 1
+        await self._pass_gate(call)
+        async with self._slots:
+            started = time.monotonic()
+            reply = await self._send(call, started)
+        self._log_attempt(call, reply.status, started)
+        return self._decode(call, reply)
+
+    async def _pass_gate(self, call: _Call) -> None:
+        """Wait while a 429 of ``call.scope`` is being waited out, or the deadline."""
+        while True:
+            remaining = call.remaining()
+            if remaining == 0.0:
+                raise call.deadline_error()
+            until = self._gates.get(call.scope)
+            now = time.monotonic()
+            if until is None or until <= now:
+                self._gates.pop(call.scope, None)
+                return
+            pause = until - now
+            await asyncio.sleep(pause if remaining is None else min(pause, remaining))
+
+    async def _send(self, call: _Call, started: float) -> _Reply:
+        """Send one request and read its whole body, mapping failures to ours."""
+        remaining = call.remaining()
+        timeout = asyncio.timeout(remaining)
+        try:
+            async with (
+                timeout,
+                self._session.get(
+                    call.url,
+                    params=call.params,
+                    headers={hdrs.ACCEPT: self._accept},
+                    middlewares=(self._auth,),
+                    raise_for_status=False,
+                ) as response,
+            ):
+                body = await response.read()
+                return _Reply(
+                    status=response.status,
+                    body=body,
+                    content_type=response.content_type,
+                    retry_after=parse_retry_after(
+                        response.headers.get(hdrs.RETRY_AFTER)
+                    ),
+                )
+        except (aiohttp.ClientError, OSError) as exc:
+            # TimeoutError is an OSError: asyncio's, aiohttp's socket timeouts, ours.
+            self._log_attempt(call, None, started)
+            if timeout.expired():
+                raise call.deadline_error() from exc
+            raise _transport_error(call, exc) from exc
+
+    def _decode(self, call: _Call, reply: _Reply) -> Any:
+        """Turn a complete response into JSON, or raise what it means."""
+        if not 200 <= reply.status < 300:
+            raise error_from_response(
+                reply.status,
+                reply.body,
+                method=_METHOD,
+                url=call.where,
+                page_num=call.page_num,
+                retry_after=reply.retry_after,
+            )
+        payload = _parse_json(call, reply)
+        if call.envelope:
+            return _unwrap(call, reply, payload)
+        return payload
+
+    def _log_attempt(self, call: _Call, status: int | None, started: float) -> None:
+        _log.debug(
+            "GET %s page=%s size=%s status=%s attempt=%d elapsed=%.3fs",
+            call.url.path,
+            call.page_num,
+            call.params.get("itemsPerPage"),
+            status if status is not None else "-",
+            call.attempt,
+            time.monotonic() - started,
+        )
+
+
+def _parse_json(call: _Call, reply: _Reply) -> Any:
+    """Decode a success body; a body cut short is a transport fault, not ours."""
+    if not _is_json(reply.content_type):
+        raise _unexpected(call, f"content type {reply.content_type!r}", reply.body)
+    if not reply.body.strip():
+        raise _unexpected(call, "an empty body", reply.body)
+    try:
+        return json.loads(reply.body)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(exc.doc.rstrip()):
+            error = TransportError(
+                f"{_METHOD} {call.where}{_page_note(call.page_num)}: "
+                "response body cut short (incomplete JSON)"
+            )
+            error.page_num = call.page_num
+            raise error from exc
+        raise _unexpected(call, "a body that is not JSON", reply.body) from exc
+    except (ValueError, RecursionError) as exc:
+        raise _unexpected(call, "a body that is not JSON", reply.body) from exc
+
+
+def _unwrap(call: _Call, reply: _Reply, payload: Any) -> Any:
+    """Undo ``envelope=true``; a body ``status`` >= 400 raises as that status would."""
+    if not isinstance(payload, dict):
+        return payload
+    status = payload.get("status")
+    if not isinstance(status, int) or isinstance(status, bool):
+        return payload
+    if status >= 400:
+        raise error_from_payload(
+            status,
+            payload.get("content"),
+            method=_METHOD,
+            url=call.where,
+            page_num=call.page_num,
+            retry_after=reply.retry_after,
+        )
+    if "content" in payload and "results" not in payload:
+        return payload["content"]
+    return {name: value for name, value in payload.items() if name != "status"}
+
+
+def _is_json(content_type: str) -> bool:
+    kind = content_type.lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
+def _unexpected(call: _Call, what: str, body: bytes) -> UnexpectedResponseError:
+    snippet = safe_snippet(body[:1024].decode("utf-8", errors="replace"))
+    text = (
+        f"{_METHOD} {call.where}{_page_note(call.page_num)}: success status with {what}"
+    )
+    if snippet:
+        text += f": {snippet!r}"
+    error = UnexpectedResponseError(text)
+    error.page_num = call.page_num
+    return error
+
+
+def _transport_error(call: _Call, exc: BaseException) -> TransportError:
+    """Our error for an aiohttp or socket failure; the message names no secret."""
+    text = f"{_METHOD} {call.where}{_page_note(call.page_num)}: {_describe(exc)}"
+    error: TransportError
+    if isinstance(exc, TimeoutError):
+        error = RequestTimeoutError(text)
+    else:
+        error = TransportError(text)
+    error.page_num = call.page_num
+    return error
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        what = "timed out"
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        what = "could not connect"
+    elif isinstance(exc, aiohttp.ServerDisconnectedError):
+        what = "server closed the connection"
+    elif isinstance(exc, aiohttp.ClientPayloadError):
+        what = "response body cut short"
+    elif isinstance(exc, ConnectionResetError):
+        what = "connection reset"
+    else:
+        what = "request failed"
+    return f"{what} ({type(exc).__name__})"
+
+
+def _cause(exc: BaseException | None) -> str:
+    if isinstance(exc, ApiError):
+        return f"{type(exc).__name__} {exc.status}"
+    return type(exc).__name__
+
+
+def _page_note(page_num: int | None) -> str:
+    return "" if page_num is None else f" (page {page_num})"
