@@ -94,6 +94,13 @@ def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) ->
         )
 
 
+def _boolean(_: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        raise InvalidArgumentError(
+            f"RetryPolicy.{attribute.name} must be True or False, got {value!r}"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """How a single request is retried (5xx, 429 and transport faults only).
@@ -123,9 +130,7 @@ class RetryPolicy:
     max_time: float = attrs.field(default=60.0, validator=_non_negative)
     base: float = attrs.field(default=0.5, validator=_non_negative)
     cap: float = attrs.field(default=30.0, validator=_non_negative)
-    jitter: bool = attrs.field(
-        default=True, validator=attrs.validators.instance_of(bool)
-    )
+    jitter: bool = attrs.field(default=True, validator=_boolean)
 
     def waits(self) -> Generator[float, BaseException | None, None]:
         """A wait generator in the protocol of the ``backoff`` package.
