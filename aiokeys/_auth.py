@@ -1,9 +1,19 @@
-"""Credentials: :class:`BearerToken` (and, later, digest keys and service accounts).
+"""Credentials, and what they share: the protocols, origin scoping and validation.
 
-A credential object is a frozen value the user builds; :meth:`bind` turns it into
-the per-client state that actually signs requests, an aiohttp client middleware.
-Keeping the state per client means two clients never share a nonce counter or a
-token, and nothing lives at module level.
+A credential object is a frozen value the user builds; :meth:`Auth.bind` turns
+it into the per-client state that actually signs requests, an aiohttp client
+middleware with an ``aclose()``. Keeping the state per client means two clients
+never share a nonce counter or a token, and nothing lives at module level.
+
+The credentials themselves live in their own modules: :class:`BearerToken`
+here, ``DigestAuth`` in ``_digest``, ``ServiceAccount`` in ``_oauth`` and
+``auth_from_env`` in ``_env``.
+
+Every bound credential signs only requests to the origin of the base URL it
+was bound to. aiohttp runs a request's middlewares again on every redirect
+hop, and itself drops ``Authorization`` when a redirect changes origin; the
+middlewares here add their own check on top, so a redirect to another origin
+reaches it without credentials whatever the redirect chain looks like.
 """
 
 from __future__ import annotations
@@ -74,16 +84,65 @@ class Auth(Protocol):
     def bind(self, context: AuthContext) -> BoundAuth: ...
 
 
+def check_secret(value: object, what: str) -> None:
+    """Refuse an empty or non-string credential part, naming it but not its value.
+
+    CR and LF are refused too: they would split the ``Authorization`` header.
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentError(f"{what} must be a non-empty string")
+    if "\r" in value or "\n" in value:
+        raise InvalidArgumentError(f"{what} must not contain line breaks")
+
+
+def foreign_origin(request: ClientRequest, origin: URL) -> bool:
+    """Tell whether ``request`` leaves ``origin``, and if so strip its credentials.
+
+    Called first by every bound middleware: a request to another origin (a
+    redirect elsewhere) is then passed on without any ``Authorization`` header.
+    """
+    if request.url.origin() == origin:
+        return False
+    request.headers.popall(hdrs.AUTHORIZATION, None)
+    return True
+
+
+async def release_if_rejected(response: ClientResponse) -> ClientResponse:
+    """Buffer the body of a 401 so its connection goes back to the pool.
+
+    A middleware that answers a 401 by sending the request again drops the
+    first response; reading its (small) body first lets aiohttp reuse the
+    connection instead of closing it at garbage collection. The buffered body
+    stays readable, so a 401 that is finally returned still carries Atlas'
+    error JSON to the error mapping.
+    """
+    if response.status == 401:
+        await response.read()
+    return response
+
+
 @attrs.frozen
 class BearerToken:
     """A bearer token obtained elsewhere, sent as ``Authorization: Bearer ...``.
 
-    The token never appears in ``repr`` or ``str``.
+    aiokeys cannot renew such a token: a 401 is returned as is and becomes an
+    :class:`~aiokeys.AuthenticationError`. The token never appears in ``repr``
+    or ``str``.
+
+    Args:
+        token: The access token.
+
+    Raises:
+        InvalidArgumentError: ``token`` is empty or not a string.
     """
 
     token: str = attrs.field(repr=False)
 
+    def __attrs_post_init__(self) -> None:
+        check_secret(self.token, "BearerToken.token")
+
     def bind(self, context: AuthContext) -> BoundAuth:
+        """Return the middleware that adds the token to the base URL's requests."""
         return _BearerMiddleware(token=self.token, origin=context.base_url.origin())
 
 
@@ -95,9 +154,9 @@ class _BearerMiddleware:
     async def __call__(
         self, request: ClientRequest, handler: ClientHandlerType
     ) -> ClientResponse:
-        # Only the base URL's origin ever sees the token.
-        if request.url.origin() == self.origin:
-            request.headers[hdrs.AUTHORIZATION] = f"Bearer {self.token}"
+        if foreign_origin(request, self.origin):
+            return await handler(request)
+        request.headers[hdrs.AUTHORIZATION] = f"Bearer {self.token}"
         return await handler(request)
 
     async def aclose(self) -> None:

@@ -1,0 +1,149 @@
+"""Programmatic API keys: HTTP Digest (RFC 7616) on aiohttp's own middleware.
+
+:class:`DigestAuth` computes no digest itself: every ``Authorization`` header
+comes from :class:`aiohttp.DigestAuthMiddleware` (one instance per bound
+client, preemptive, so after the first challenge each request is signed
+without a round trip). That middleware is written for one request at a time;
+a listing has many pages in flight on one session, so :class:`_DigestMiddleware`
+wraps it with three things, each for a gap found in its source:
+
+1. **Origin gate.** The inner middleware scopes itself to the origin of the
+   first request it sees, widened by any origin a challenge's ``domain``
+   directive names. The wrapper only ever shows it requests to the bound base
+   URL's origin and passes every other request (a redirect elsewhere) on with
+   ``Authorization`` removed, so neither a first request elsewhere nor a
+   ``domain`` directive can send a digest response off the origin.
+2. **Released challenges.** When a challenge arrives the inner middleware
+   sends the request again and drops the 401 without releasing it; its
+   connection is then closed at garbage collection instead of being reused
+   (and in debug mode aiohttp warns about an unclosed response). The wrapper
+   hands the inner middleware a handler that reads every 401 body first, which
+   returns the connection to the pool; see
+   :func:`aiokeys._auth.release_if_rejected`.
+3. **Stale re-sends.** The inner middleware retries a request once. With many
+   requests in flight that is not enough: a nonce that a stale 401 just handed
+   out may be used up by other requests before the retry lands, so the retry
+   meets ``stale=true`` too. The wrapper sends the request again, through the
+   inner middleware (which signs it with the newest challenge), while the 401
+   says ``stale=true``, at most :data:`_STALE_RESENDS` times. RFC 7616 lets a
+   server set ``stale`` only when the digest itself was right, so a wrong
+   private key is never retried: it costs at most two requests (the unsigned
+   first one and the signed retry), then its 401 is returned.
+
+Nonce counts need no composition. The inner middleware counts per nonce and
+its signing does not yield to the event loop for ``qop=auth``, so concurrent
+requests get distinct counts; they may reach the server out of order, which
+RFC 7616 servers accept (they reject a count seen before, not a smaller one).
+A server that insists on strictly rising counts answers the late one with a
+401; it is re-sent if that 401 says ``stale=true``, else the inner retry signs
+it afresh.
+
+The URI signed is the request's encoded path with its query string, as sent,
+so listings with ``pageNum`` and ``itemsPerPage`` verify.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import aiohttp
+import attrs
+from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs
+from aiohttp.client_middleware_digest_auth import parse_header_pairs
+from yarl import URL
+
+from ._auth import (
+    AuthContext,
+    BoundAuth,
+    check_secret,
+    foreign_origin,
+    release_if_rejected,
+)
+from ._errors import InvalidArgumentError
+
+__all__ = ["DigestAuth"]
+
+_log = logging.getLogger(__name__)
+
+#: How many times one request is sent again after a ``stale=true`` 401, on top
+#: of the inner middleware's own retry. Each stale answer carries a fresh
+#: nonce, so a handful covers any interleaving short of a server that marks
+#: every nonce stale at once.
+_STALE_RESENDS: Final = 4
+
+
+@attrs.frozen
+class DigestAuth:
+    """A programmatic API key, signed with HTTP Digest.
+
+    Args:
+        public_key: The key's public part, the digest user name.
+        private_key: The key's private part, the digest password. It never
+            appears in ``repr``, ``str``, messages or logs.
+
+    Raises:
+        InvalidArgumentError: A part is empty, not a string, or the public key
+            holds a ``:`` (not allowed in a digest user name).
+    """
+
+    public_key: str
+    private_key: str = attrs.field(repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        check_secret(self.public_key, "DigestAuth.public_key")
+        check_secret(self.private_key, "DigestAuth.private_key")
+        if ":" in self.public_key:
+            raise InvalidArgumentError("DigestAuth.public_key must not contain ':'")
+
+    def bind(self, context: AuthContext) -> BoundAuth:
+        """Return a middleware signing the base URL's requests with this key."""
+        inner = aiohttp.DigestAuthMiddleware(
+            self.public_key, self.private_key, preemptive=True
+        )
+        return _DigestMiddleware(inner=inner, origin=context.base_url.origin())
+
+
+def is_stale_challenge(response: ClientResponse) -> bool:
+    """Tell whether ``response`` is a Digest 401 with ``stale=true``."""
+    if response.status != 401:
+        return False
+    header = response.headers.get(hdrs.WWW_AUTHENTICATE, "")
+    scheme, _, params = header.partition(" ")
+    if scheme.lower() != "digest":
+        return False
+    return parse_header_pairs(params).get("stale", "").lower() == "true"
+
+
+@attrs.define(kw_only=True)
+class _DigestMiddleware:
+    """The bound form of :class:`DigestAuth`; see the module docstring."""
+
+    inner: aiohttp.DigestAuthMiddleware = attrs.field(repr=False)
+    origin: URL
+
+    async def __call__(
+        self, request: ClientRequest, handler: ClientHandlerType
+    ) -> ClientResponse:
+        if foreign_origin(request, self.origin):
+            return await handler(request)
+
+        async def send(req: ClientRequest) -> ClientResponse:
+            return await release_if_rejected(await handler(req))
+
+        response = await self.inner(request, send)
+        for resend in range(1, _STALE_RESENDS + 1):
+            if not is_stale_challenge(response):
+                break
+            _log.debug(
+                "digest nonce went stale; signing %s %s again (%d of %d)",
+                request.method,
+                request.url.path,
+                resend,
+                _STALE_RESENDS,
+            )
+            response = await self.inner(request, send)
+        return response
+
+    async def aclose(self) -> None:
+        return None
