@@ -81,6 +81,7 @@ class _Call:
     deadline: float | None
     on_retry: Callable[[BaseException], None] | None
     attempt: int = 0
+    last_failure: BaseException | None = None
 
     @property
     def where(self) -> str:
@@ -98,11 +99,14 @@ class _Call:
         return max(0.0, self.deadline - time.monotonic())
 
     def deadline_error(self) -> RequestTimeoutError:
-        error = RequestTimeoutError(
+        """The error for a deadline that ran out; chain it to the cause."""
+        text = (
             f"{_METHOD} {self.where}{_page_note(self.page_num)}: deadline reached "
-            f"after {self.attempt} attempt(s)",
-            deadline_exceeded=True,
+            f"during attempt {self.attempt}"
         )
+        if self.last_failure is not None:
+            text += f", after {_cause(self.last_failure)}"
+        error = RequestTimeoutError(text, deadline_exceeded=True)
         error.page_num = self.page_num
         return error
 
@@ -199,6 +203,7 @@ class Transport:
         """Log the scheduled retry, close the scope's gate on a 429, tell the caller."""
         exc = details.get("exception")
         wait = details.get("wait", 0.0)
+        call.last_failure = exc
         _log.info(
             "retrying %s page=%s in %.2fs after %s (attempt %d of %d)",
             call.url.path,
@@ -229,7 +234,7 @@ class Transport:
         while True:
             remaining = call.remaining()
             if remaining == 0.0:
-                raise call.deadline_error()
+                raise call.deadline_error() from call.last_failure
             until = self._gates.get(call.scope)
             now = time.monotonic()
             if until is None or until <= now:
