@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from ._auth import Auth, BearerToken
 from ._client import Client
+from ._digest import DigestAuth
+from ._env import EnvCredentials, auth_from_env
 from ._errors import (
     AiokeysError,
     ApiError,
@@ -26,6 +28,7 @@ from ._errors import (
     UnexpectedResponseError,
 )
 from ._models import ApiKey, Link, Page
+from ._oauth import ServiceAccount
 from ._retry import RetryPolicy
 
 __version__ = "0.1.0"
@@ -40,7 +43,9 @@ __all__ = [
     "BadRequestField",
     "BearerToken",
     "Client",
+    "DigestAuth",
     "DriftError",
+    "EnvCredentials",
     "InvalidArgumentError",
     "Link",
     "MissingCredentialsError",
@@ -51,6 +56,8 @@ __all__ = [
     "RequestTimeoutError",
     "RetryPolicy",
     "ServerError",
+    "ServiceAccount",
     "TransportError",
     "UnexpectedResponseError",
+    "auth_from_env",
 ]

@@ -14,12 +14,15 @@ wraps it with three things, each for a gap found in its source:
    ``Authorization`` removed, so neither a first request elsewhere nor a
    ``domain`` directive can send a digest response off the origin.
 2. **Released challenges.** When a challenge arrives the inner middleware
-   sends the request again and drops the 401 without releasing it; its
-   connection is then closed at garbage collection instead of being reused
-   (and in debug mode aiohttp warns about an unclosed response). The wrapper
-   hands the inner middleware a handler that reads every 401 body first, which
-   returns the connection to the pool; see
-   :func:`aiokeys._auth.release_if_rejected`.
+   sends the request again without releasing the 401 it got. A small body
+   that arrived whole frees its connection by itself, but a larger one keeps
+   its connection checked out while the retry is sent: on a connector with a
+   per-host limit the retry can then wait for a connection forever (seen
+   with ``limit=1`` and a 4 MB 401 body). The wrapper hands the inner
+   middleware a handler that reads every 401 body first, which returns the
+   connection to the pool (:func:`aiokeys._auth.release_if_rejected`); the
+   401 finally returned, if any, keeps its body readable for the error
+   mapping.
 3. **Stale re-sends.** The inner middleware retries a request once. With many
    requests in flight that is not enough: a nonce that a stale 401 just handed
    out may be used up by other requests before the retry lands, so the retry

@@ -1,0 +1,326 @@
+"""Service accounts: OAuth 2.0 client credentials, one token per client.
+
+Atlas mints an access token at ``POST {base_url}/api/oauth/token`` (HTTP Basic
+with the client id and secret, form ``grant_type=client_credentials``). Tokens
+last about an hour, cannot be refreshed, and the token endpoint is rate
+limited (about 50 a minute), so the bound middleware:
+
+* mints lazily and **single flight**: one :class:`asyncio.Lock` guards the
+  mint, and requests that queued behind it find the fresh token and go;
+* renews a little before ``expires_in`` runs out (:func:`renew_margin`), so a
+  listing does not hit the boundary in the normal course;
+* answers a 401 by re-minting once (if no other request already replaced the
+  rejected token) and sending the request again; a second 401 is returned, and
+  the wire layer turns it into :class:`~aiokeys.AuthenticationError`;
+* retries the token endpoint's 429 and 5xx with the client's
+  :class:`~aiokeys.RetryPolicy`, through ``backoff``;
+* sends its own token and revoke requests with ``middlewares=()`` and no
+  redirects, so they never pass through a credential middleware, its own
+  included, and the client secret never leaves the base URL's origin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+import aiohttp
+import attrs
+import backoff
+from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs
+from yarl import URL
+
+from ._auth import (
+    AuthContext,
+    BoundAuth,
+    check_secret,
+    foreign_origin,
+    release_if_rejected,
+)
+from ._errors import (
+    AiokeysError,
+    ApiError,
+    InvalidArgumentError,
+    RequestTimeoutError,
+    TransportError,
+    UnexpectedResponseError,
+    error_from_response,
+)
+from ._retry import RetryPolicy, is_retryable, parse_retry_after
+
+__all__ = ["ServiceAccount", "renew_margin"]
+
+_log = logging.getLogger(__name__)
+
+_TOKEN_PATH: Final = "/api/oauth/token"
+_REVOKE_PATH: Final = "/api/oauth/revoke"
+#: Used when the token endpoint leaves ``expires_in`` out: Atlas' own lifetime.
+_DEFAULT_LIFETIME: Final = 3600.0
+
+
+def renew_margin(expires_in: float) -> float:
+    """Seconds before a token's expiry at which it is replaced.
+
+    A tenth of the lifetime, at most a minute: an hour-long Atlas token is
+    renewed after 59 minutes, a 2-second test token after 1.8 seconds. The
+    margin covers clock skew and a request that is signed just before expiry
+    but reaches the server just after.
+    """
+    return min(60.0, expires_in / 10)
+
+
+@attrs.frozen
+class ServiceAccount:
+    """An Atlas service account, authenticating with OAuth client credentials.
+
+    Args:
+        client_id: The service account's client id (``mdb_sa_id_...``).
+        client_secret: Its secret. It never appears in ``repr``, ``str``,
+            messages or logs.
+        revoke_on_close: Revoke the token at ``/api/oauth/revoke`` when the
+            client closes, so that it cannot be used after the program ends.
+            A failed revocation is logged as a warning, not raised: closing
+            often runs while another error is already on its way out.
+
+    Raises:
+        InvalidArgumentError: The id or secret is empty or not a string.
+    """
+
+    client_id: str
+    client_secret: str = attrs.field(repr=False)
+    revoke_on_close: bool = attrs.field(default=False, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        check_secret(self.client_id, "ServiceAccount.client_id")
+        check_secret(self.client_secret, "ServiceAccount.client_secret")
+        if ":" in self.client_id:
+            raise InvalidArgumentError("ServiceAccount.client_id must not contain ':'")
+        if not isinstance(self.revoke_on_close, bool):
+            raise InvalidArgumentError("ServiceAccount.revoke_on_close must be a bool")
+
+    def bind(self, context: AuthContext) -> BoundAuth:
+        """Return the middleware that mints, shares and renews this account's token."""
+        endpoint = _TokenEndpoint(
+            session=context.session,
+            origin=context.base_url.origin(),
+            basic=_basic(self.client_id, self.client_secret),
+            retry=context.retry,
+        )
+        return _OAuthMiddleware(endpoint=endpoint, revoke_on_close=self.revoke_on_close)
+
+
+@attrs.frozen(kw_only=True)
+class _Token:
+    """An access token and the :func:`time.monotonic` time to replace it at."""
+
+    value: str = attrs.field(repr=False)
+    renew_at: float
+
+    def fresh(self) -> bool:
+        return time.monotonic() < self.renew_at
+
+
+@attrs.define(kw_only=True)
+class _OAuthMiddleware:
+    """The bound form of :class:`ServiceAccount`; see the module docstring."""
+
+    endpoint: _TokenEndpoint
+    revoke_on_close: bool
+    token: _Token | None = None
+    lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, repr=False)
+
+    async def __call__(
+        self, request: ClientRequest, handler: ClientHandlerType
+    ) -> ClientResponse:
+        if foreign_origin(request, self.endpoint.origin):
+            return await handler(request)
+
+        token = await self._fresh_token()
+        response = await self._send(request, handler, token)
+        if response.status != 401:
+            return response
+
+        await release_if_rejected(response)
+        _log.debug(
+            "%s %s got 401; renewing the token", request.method, request.url.path
+        )
+        token = await self._replace(token)
+        return await self._send(request, handler, token)
+
+    async def _send(
+        self, request: ClientRequest, handler: ClientHandlerType, token: _Token
+    ) -> ClientResponse:
+        request.headers[hdrs.AUTHORIZATION] = f"Bearer {token.value}"
+        return await handler(request)
+
+    async def _fresh_token(self) -> _Token:
+        """The current token, minting (once for all waiters) when it is due."""
+        token = self.token
+        if token is not None and token.fresh():
+            return token
+        async with self.lock:
+            token = self.token
+            if token is None or not token.fresh():
+                token = self.token = await self.endpoint.mint()
+            return token
+
+    async def _replace(self, rejected: _Token) -> _Token:
+        """A token other than ``rejected``, minting only if nobody did already."""
+        async with self.lock:
+            token = self.token
+            if token is None or token is rejected:
+                token = self.token = await self.endpoint.mint()
+            return token
+
+    async def aclose(self) -> None:
+        """Revoke the token if asked to; never raises an aiokeys error."""
+        async with self.lock:
+            token, self.token = self.token, None
+        if token is None or not self.revoke_on_close:
+            return
+        try:
+            await self.endpoint.revoke(token)
+        except AiokeysError as exc:
+            _log.warning("could not revoke the service account token: %s", exc)
+
+
+@attrs.frozen(kw_only=True)
+class _TokenEndpoint:
+    """The token and revoke endpoints of one base URL, with one client's secret."""
+
+    session: aiohttp.ClientSession = attrs.field(repr=False)
+    origin: URL
+    basic: str = attrs.field(repr=False)
+    retry: RetryPolicy
+
+    async def mint(self) -> _Token:
+        """Ask for a new access token, retrying 429 and 5xx by the policy."""
+        started = time.monotonic()
+        body = await self._post(_TOKEN_PATH, {"grant_type": "client_credentials"})
+        value, expires_in = _parse_token(body, url=self._url(_TOKEN_PATH))
+        _log.debug("minted a service account token valid for %.0f s", expires_in)
+        return _Token(
+            value=value, renew_at=started + expires_in - renew_margin(expires_in)
+        )
+
+    async def revoke(self, token: _Token) -> None:
+        """Revoke ``token``, retrying 429 and 5xx by the policy."""
+        form = {"token": token.value, "token_type_hint": "access_token"}
+        await self._post(_REVOKE_PATH, form)
+        _log.debug("revoked the service account token")
+
+    def _url(self, path: str) -> str:
+        return str(self.origin.with_path(path))
+
+    async def _post(self, path: str, form: Mapping[str, str]) -> bytes:
+        retrying = backoff.on_exception(
+            self.retry.waits,
+            (ApiError, TransportError),
+            max_tries=self.retry.max_tries,
+            max_time=self.retry.max_time,
+            jitter=None,
+            giveup=_give_up,
+            logger=None,
+            on_backoff=_log_backoff,
+        )
+        result: bytes = await retrying(self._post_once)(path, form)
+        return result
+
+    async def _post_once(self, path: str, form: Mapping[str, str]) -> bytes:
+        url = self._url(path)
+        try:
+            async with self.session.post(
+                url,
+                data=dict(form),
+                headers={
+                    hdrs.ACCEPT: "application/json",
+                    hdrs.AUTHORIZATION: self.basic,
+                },
+                allow_redirects=False,
+                middlewares=(),
+            ) as response:
+                body = await response.read()
+                status = response.status
+                retry_after = parse_retry_after(response.headers.get(hdrs.RETRY_AFTER))
+        except TimeoutError as exc:
+            raise RequestTimeoutError(f"POST {url}: timed out") from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"POST {url}: {type(exc).__name__}") from exc
+        if status >= 300:
+            raise error_from_response(
+                status,
+                _without_secrets(body),
+                method="POST",
+                url=url,
+                retry_after=retry_after,
+            )
+        return body
+
+
+def _basic(client_id: str, client_secret: str) -> str:
+    """The ``Authorization`` value of HTTP Basic (RFC 7617), UTF-8 encoded.
+
+    Built here rather than with ``aiohttp.BasicAuth``, deprecated since
+    aiohttp 3.14, or ``aiohttp.encode_basic_auth``, which 3.12 lacks.
+    """
+    pair = f"{client_id}:{client_secret}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def _give_up(exc: Exception) -> bool:
+    return not is_retryable(exc)
+
+
+def _log_backoff(details: Any) -> None:
+    _log.info(
+        "service account token endpoint failed (%s); retry %d in %.1f s",
+        type(details.get("exception")).__name__,
+        details["tries"],
+        details["wait"],
+    )
+
+
+def _without_secrets(body: bytes) -> bytes:
+    """Keep an error body only if it is JSON without a token in it.
+
+    An OAuth error body is small JSON (``error``, ``error_description``); a
+    body carrying ``access_token`` with an error status is dropped rather than
+    risk putting the token into an exception's snippet.
+    """
+    return b"" if b"access_token" in body else body
+
+
+def _parse_token(body: bytes, *, url: str) -> tuple[str, float]:
+    """Read ``access_token`` and ``expires_in`` from a token response."""
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise UnexpectedResponseError(
+            f"POST {url}: the token response is not JSON"
+        ) from exc
+    if not isinstance(payload, dict):
+        raise UnexpectedResponseError(
+            f"POST {url}: the token response is not an object"
+        )
+    value = payload.get("access_token")
+    kind = payload.get("token_type", "Bearer")
+    if not isinstance(value, str) or not value:
+        raise UnexpectedResponseError(
+            f"POST {url}: the token response has no access_token"
+        )
+    if not isinstance(kind, str) or kind.lower() != "bearer":
+        raise UnexpectedResponseError(f"POST {url}: token_type is not Bearer")
+    return value, _lifetime(payload.get("expires_in"))
+
+
+def _lifetime(expires_in: object) -> float:
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+        return _DEFAULT_LIFETIME
+    if not 0 < expires_in < float("inf"):
+        return _DEFAULT_LIFETIME
+    return float(expires_in)
