@@ -1,0 +1,285 @@
+"""The simulator's data: organizations, projects and keys, and realistic seeding.
+
+Keys are stored once, as compact JSON bytes without the secret (Atlas shows the
+secret only in the answer to a create). Each organization and each project keeps
+its keys in a list in creation order, so a page is one slice and one
+``bytes.join``: no scan, no re-encoding, whatever the size of the listing.
+Removing a key costs one ``list.remove`` per list it is in, which is fine for
+the handful of removals a drift test makes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import attrs
+
+from aiokeys._errors import InvalidArgumentError
+
+__all__ = ["Group", "Org", "Store", "StoredKey", "dumps"]
+
+_ALNUM: Final = string.ascii_lowercase + string.digits
+_SECRET_ALPHABET: Final = string.ascii_letters + string.digits
+# bytes.translate tables: any random byte -> one character of the alphabet. The
+# slight modulo bias is irrelevant for simulated ids and much faster than choices().
+_ID_TABLE: Final = bytes(ord(_ALNUM[b % len(_ALNUM)]) for b in range(256))
+_SECRET_TABLE: Final = bytes(
+    ord(_SECRET_ALPHABET[b % len(_SECRET_ALPHABET)]) for b in range(256)
+)
+_HEX_TABLE: Final = bytes(ord("0123456789abcdef"[b % 16]) for b in range(256))
+
+_EPOCH: Final = datetime(2025, 3, 12, 9, 0, tzinfo=UTC)
+_SPAN_SECONDS: Final = 300 * 86400
+_ENVS: Final = ("prod", "staging", "dev", "test", "ci", "sandbox", "qa")
+_USES: Final = (
+    "embeddings",
+    "reranking",
+    "search",
+    "rag",
+    "chatbot",
+    "ingest",
+    "analytics",
+    "support-bot",
+)
+_CREATORS: Final = (
+    "Jane Roe",
+    "John Doe",
+    "Ana Lima",
+    "Kenji Sato",
+    "Priya Nair",
+    "Lars Berg",
+    "Amara Okafor",
+)
+_STATUSES: Final = ("ACTIVE",) * 46 + ("DISABLED", "DISABLED", "REVOKED", "EXPIRED")
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON bytes, the encoding used on the wire."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")
+
+
+@attrs.define(eq=False, slots=True)
+class StoredKey:
+    """One key: identity, owners and its pre-serialised public JSON."""
+
+    api_key_id: str
+    org_id: str
+    group_id: str
+    body: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """Decode the stored JSON (a fresh dict, safe to modify)."""
+        result: dict[str, Any] = json.loads(self.body)
+        return result
+
+
+@attrs.define(eq=False)
+class Group:
+    """A project: its id, its organization and its keys in creation order."""
+
+    group_id: str
+    org_id: str
+    keys: list[StoredKey] = attrs.field(factory=list)
+
+
+@attrs.define(eq=False)
+class Org:
+    """An organization: its projects and all their keys in creation order."""
+
+    org_id: str
+    groups: list[str] = attrs.field(factory=list)
+    keys: list[StoredKey] = attrs.field(factory=list)
+    last_created: datetime = _EPOCH
+
+
+class Store:
+    """Orgs, projects and keys in memory, with O(1) lookups by id."""
+
+    def __init__(self) -> None:
+        self.orgs: dict[str, Org] = {}
+        self.groups: dict[str, Group] = {}
+        self.keys: dict[str, StoredKey] = {}
+        self._ids = random.Random(0x41746C6173)
+
+    def new_hex_id(self) -> str:
+        """A fresh 24-hex id, deterministic per store, unique among orgs and groups."""
+        while True:
+            candidate = self._ids.randbytes(24).translate(_HEX_TABLE).decode()
+            if candidate not in self.orgs and candidate not in self.groups:
+                return candidate
+
+    def add_org(self, org_id: str | None) -> str:
+        org_id = org_id or self.new_hex_id()
+        _check_hex_id("org_id", org_id)
+        if org_id in self.orgs or org_id in self.groups:
+            raise InvalidArgumentError(f"id {org_id!r} is already in use")
+        self.orgs[org_id] = Org(org_id=org_id)
+        return org_id
+
+    def add_group(self, org_id: str, group_id: str | None) -> str:
+        org = self.org(org_id)
+        group_id = group_id or self.new_hex_id()
+        _check_hex_id("group_id", group_id)
+        if group_id in self.orgs or group_id in self.groups:
+            raise InvalidArgumentError(f"id {group_id!r} is already in use")
+        self.groups[group_id] = Group(group_id=group_id, org_id=org_id)
+        org.groups.append(group_id)
+        return group_id
+
+    def org(self, org_id: str) -> Org:
+        try:
+            return self.orgs[org_id]
+        except KeyError:
+            raise InvalidArgumentError(f"unknown org_id {org_id!r}") from None
+
+    def group(self, group_id: str) -> Group:
+        try:
+            return self.groups[group_id]
+        except KeyError:
+            raise InvalidArgumentError(f"unknown group_id {group_id!r}") from None
+
+    def scope_keys(self, scope_id: str) -> list[StoredKey]:
+        """The key list of an org or a project id (raises on an unknown id)."""
+        if scope_id in self.orgs:
+            return self.orgs[scope_id].keys
+        return self.group(scope_id).keys
+
+    def insert(self, group_id: str, record: dict[str, Any]) -> StoredKey:
+        """Store a key dict (its ``secret`` is not stored) at the end of its lists."""
+        group = self.group(group_id)
+        public = {name: value for name, value in record.items() if name != "secret"}
+        stored = StoredKey(
+            api_key_id=record["apiKeyId"],
+            org_id=group.org_id,
+            group_id=group_id,
+            body=dumps(public),
+        )
+        self.keys[stored.api_key_id] = stored
+        group.keys.append(stored)
+        self.orgs[group.org_id].keys.append(stored)
+        return stored
+
+    def replace(self, stored: StoredKey, record: dict[str, Any]) -> None:
+        """Rewrite a key's JSON in place (a rename); its position is kept."""
+        stored.body = dumps({n: v for n, v in record.items() if n != "secret"})
+
+    def remove(self, api_key_id: str) -> bool:
+        """Remove a key from every list; ``False`` if there was no such key."""
+        stored = self.keys.pop(api_key_id, None)
+        if stored is None:
+            return False
+        self.groups[stored.group_id].keys.remove(stored)
+        self.orgs[stored.org_id].keys.remove(stored)
+        return True
+
+    def new_key_id(self, rng: random.Random) -> str:
+        """A fresh 24-char lowercase alphanumeric key id."""
+        while True:
+            candidate = rng.randbytes(24).translate(_ID_TABLE).decode()
+            if candidate not in self.keys:
+                return candidate
+
+    def seed(
+        self, org_id: str, count: int, groups: int | Sequence[str], seed: int | str
+    ) -> list[dict[str, Any]]:
+        """Create ``count`` realistic keys spread over projects of ``org_id``."""
+        org = self.org(org_id)
+        if count < 0:
+            raise InvalidArgumentError(f"count must be >= 0, got {count!r}")
+        group_ids = self._seed_groups(org, groups)
+        rng = random.Random(f"{seed}:{org_id}:{len(org.keys)}")
+        step = 2.0 * _SPAN_SECONDS / max(count, 1)
+        out: list[dict[str, Any]] = []
+        moment = org.last_created
+        for _ in range(count):
+            moment += timedelta(milliseconds=int(rng.random() * step * 1000) + 1)
+            record = self._fake_key(rng, rng.choice(group_ids), moment)
+            self.insert(record["groupId"], record)
+            out.append(record)
+        org.last_created = moment
+        return out
+
+    def seed_into_scope(
+        self, scope_id: str, count: int, *, seed: int | str
+    ) -> list[dict[str, Any]]:
+        """Seed ``count`` keys into a project, or over an org's existing projects."""
+        if scope_id in self.groups:
+            group = self.groups[scope_id]
+            return self.seed(group.org_id, count, [scope_id], seed)
+        org = self.org(scope_id)
+        return self.seed(scope_id, count, org.groups or 1, seed)
+
+    def _seed_groups(self, org: Org, groups: int | Sequence[str]) -> list[str]:
+        if isinstance(groups, int):
+            if groups < 1:
+                raise InvalidArgumentError(f"groups must be >= 1, got {groups!r}")
+            while len(org.groups) < groups:
+                self.add_group(org.org_id, None)
+            return org.groups[:groups]
+        chosen = list(groups)
+        for group_id in chosen:
+            if self.group(group_id).org_id != org.org_id:
+                raise InvalidArgumentError(
+                    f"project {group_id!r} is not in org {org.org_id!r}"
+                )
+        if not chosen:
+            raise InvalidArgumentError("groups must name at least one project")
+        return chosen
+
+    def _fake_key(
+        self, rng: random.Random, group_id: str, created: datetime
+    ) -> dict[str, Any]:
+        secret = "al-" + rng.randbytes(43).translate(_SECRET_TABLE).decode()
+        used = None
+        if rng.random() >= 0.25:
+            used = _iso(created + timedelta(seconds=int(rng.random() * 90 * 86400)))
+        return {
+            "apiKeyId": self.new_key_id(rng),
+            "cloud": "ANY",
+            "createdAt": _iso(created),
+            "createdBy": rng.choice(_CREATORS),
+            "endpoint": "ai.mongodb.com",
+            "geography": "ANY",
+            "groupId": group_id,
+            "lastUsedAt": used,
+            "maskedSecret": "al-****" + secret[-4:],
+            "name": f"{rng.choice(_ENVS)}-{rng.choice(_USES)}-{rng.randrange(1000):03d}",
+            "secret": secret,
+            "status": rng.choice(_STATUSES),
+        }
+
+    def make_key(
+        self, group_id: str, name: str, created: datetime, created_by: str
+    ) -> dict[str, Any]:
+        """A new key dict as a create answers it (with its secret), not yet stored."""
+        rng = random.Random()
+        record = self._fake_key(rng, group_id, created)
+        record.update(
+            name=name,
+            createdBy=created_by,
+            lastUsedAt=None,
+            status="ACTIVE",
+            createdAt=_iso(created),
+        )
+        return record
+
+
+def _check_hex_id(label: str, value: str) -> None:
+    if len(value) != 24 or any(c not in "0123456789abcdef" for c in value):
+        raise InvalidArgumentError(
+            f"{label} must be 24 lowercase hex digits, got {value!r}"
+        )
+
+
+def ids_of(keys: Iterable[StoredKey]) -> list[str]:
+    """The key ids of ``keys``, in order."""
+    return [stored.api_key_id for stored in keys]
