@@ -30,6 +30,7 @@ from ._errors import (
 from ._models import ApiKey, Link, Page
 from ._oauth import ServiceAccount
 from ._retry import RetryPolicy
+from ._stream import KeyStream, Progress
 
 __version__ = "0.1.0"
 
@@ -47,11 +48,13 @@ __all__ = [
     "DriftError",
     "EnvCredentials",
     "InvalidArgumentError",
+    "KeyStream",
     "Link",
     "MissingCredentialsError",
     "NotFoundError",
     "Page",
     "PermissionDeniedError",
+    "Progress",
     "RateLimitError",
     "RequestTimeoutError",
     "RetryPolicy",

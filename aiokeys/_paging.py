@@ -87,6 +87,9 @@ class PagePlan:
         next_page: The next page number :meth:`record` will observe.
         total_count: The last ``totalCount`` seen, ``None`` if none yet.
         drift: Short descriptions of what did not add up, in page order.
+        drift_kinds: For each ``drift`` entry, ``"count"`` (totalCount
+            changed), ``"short"`` (short page before the expected end) or
+            ``"beyond"`` (keys on a page after the end page).
     """
 
     page_size: int
@@ -96,6 +99,7 @@ class PagePlan:
     next_page: int = attrs.field(default=0)
     total_count: int | None = None
     drift: list[str] = attrs.field(factory=list)
+    drift_kinds: list[str] = attrs.field(factory=list)
     _parked: dict[int, tuple[int, int | None]] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -129,8 +133,9 @@ class PagePlan:
     def _observe(self, page_num: int, n_items: int, total: int | None) -> None:
         if self.end_page is not None:
             if n_items:
-                self.drift.append(
-                    f"page {page_num} had {n_items} keys after the last page {self.end_page}"
+                self._drift(
+                    "beyond",
+                    f"page {page_num} had {n_items} keys after the last page {self.end_page}",
                 )
             return
         self._note_count(page_num, total)
@@ -142,19 +147,25 @@ class PagePlan:
         elif self.limit is not None:
             self.limit = max(self.limit, expected_pages(total, self.page_size))
         if total is not None and n_items < self.page_size:
-            self.drift.append(
+            self._drift(
+                "short",
                 f"page {page_num} short ({n_items} of {self.page_size}) before the "
-                f"expected last page {expected_pages(total, self.page_size)}"
+                f"expected last page {expected_pages(total, self.page_size)}",
             )
 
     def _note_count(self, page_num: int, total: int | None) -> None:
         if total is None:
             return
         if self.total_count is not None and total != self.total_count:
-            self.drift.append(
-                f"totalCount changed from {self.total_count} to {total} at page {page_num}"
+            self._drift(
+                "count",
+                f"totalCount changed from {self.total_count} to {total} at page {page_num}",
             )
         self.total_count = total
+
+    def _drift(self, kind: str, note: str) -> None:
+        self.drift.append(note)
+        self.drift_kinds.append(kind)
 
 
 class ReorderBuffer(Generic[T]):

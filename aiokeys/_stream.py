@@ -1,0 +1,495 @@
+"""The listing engine: :class:`KeyStream` and its :class:`Progress` snapshots.
+
+How a listing runs
+------------------
+Page ``start_page`` (1 unless resuming) is requested alone. Once it answers,
+the pages the end rule says are needed (see :mod:`aiokeys._paging`) are
+requested concurrently, under two bounds:
+
+* at most ``concurrency`` requests of this stream in flight (the client's
+  transport also holds a client-wide semaphore shared by all its streams);
+* at most ``window`` pages either in flight or finished and waiting for the
+  consumer. A slow consumer therefore slows the fetching down, and memory
+  stays O(window x page_size) keys, plus one short id per delivered key for
+  the dedupe.
+
+The page requests are tasks owned by a ``_Pass`` object, never a TaskGroup
+around a ``yield``: leaving ``async with``, :meth:`KeyStream.aclose`, a raised
+error, or cancelling the consuming task cancels them and waits for them. A
+bare ``break`` starts nothing new; what is still in flight finishes or is
+cancelled and awaited when the client closes.
+
+Drift
+-----
+Keys created or deleted while a listing runs shift the offsets of later pages:
+a key can show up twice, or slip from page ``k + 1`` to page ``k`` after page
+``k`` was read. Duplicates are always dropped by ``api_key_id``. A changed
+``totalCount``, a duplicate or a short page before the expected end is
+*drift*: it is recorded in :attr:`Progress.drift` and logged once (WARNING).
+Then ``on_drift`` decides:
+
+* ``"repair"`` (default): once the listing reaches its end, it is read again
+  from ``start_page``, and keys not yet delivered are yielded, until a re-read
+  delivers nothing new and shows no changed count or duplicate (at most
+  :data:`MAX_REPAIR_PASSES` re-reads). Every key present from the start to the
+  end of the listing is then delivered exactly once; keys found by a re-read
+  come *after* the ordered ones, so the order is server order only up to the
+  first late key.
+* ``"warn"``: only records and logs; a key can be missed.
+* ``"raise"``: raises :class:`~aiokeys.DriftError` at the first drift.
+
+Errors and resuming
+-------------------
+When a page gives up (retries exhausted, deadline, bad body), the raised error
+carries ``page_num``, the first page whose keys were not delivered, and
+``keys_yielded``. In ordered mode every key of the pages before ``page_num``
+was delivered and none of page ``page_num`` or later, so
+``start_page=err.page_num`` resumes with neither gap nor repeat (unless the
+list itself changed in between). With ``ordered=False`` some later pages may
+already have been delivered: resuming repeats them, so dedupe by
+``api_key_id``. The stream is closed before the error is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from types import TracebackType
+from typing import Any, Final, Literal, Self, TypeAlias
+
+import attrs
+
+from ._errors import AiokeysError, DriftError, RequestTimeoutError, TransportError
+from ._models import ApiKey, Page
+from ._paging import Deduper, PagePlan, ReorderBuffer, expected_pages
+
+__all__ = ["MAX_REPAIR_PASSES", "KeyStream", "ListingSpec", "OnDrift", "Progress"]
+
+_log = logging.getLogger(__name__)
+
+OnDrift: TypeAlias = Literal["repair", "warn", "raise"]
+MAX_REPAIR_PASSES: Final = 5
+_MAX_DRIFT_NOTES: Final = 50
+
+#: fetch(page_num, deadline, on_retry) -> a coroutine of the decoded page
+FetchPage: TypeAlias = Callable[
+    [int, float | None, Callable[[BaseException], None]],
+    Coroutine[Any, Any, Page],
+]
+#: spawn(coroutine, name) -> a task the client also tracks
+Spawn: TypeAlias = Callable[[Coroutine[Any, Any, Page], str], "asyncio.Task[Page]"]
+
+
+@attrs.frozen(kw_only=True)
+class ListingSpec:
+    """Everything fixed about one listing, validated by the client."""
+
+    label: str
+    page_size: int
+    max_items: int | None
+    ordered: bool
+    on_drift: OnDrift
+    start_page: int
+    deadline: float | None
+    concurrency: int
+    window: int
+
+
+@attrs.frozen(kw_only=True)
+class Progress:
+    """A snapshot of a listing's progress (take a new one to see it move).
+
+    Attributes:
+        pages_done: Pages fetched and decoded so far, re-reads included.
+        pages_expected: Pages the first pass expects (from ``start_page`` to
+            the expected last page), ``None`` while ``totalCount`` is unknown.
+        keys_yielded: Keys handed to the consumer.
+        retries: Retries scheduled by the transport for this listing.
+        duplicates_dropped: Keys dropped because their id was already seen.
+        drift: Short descriptions of the drift seen, in order of discovery.
+        drift_seen: Whether any drift was seen.
+        repair_passes: Re-reads done by ``on_drift="repair"``.
+    """
+
+    pages_done: int = 0
+    pages_expected: int | None = None
+    keys_yielded: int = 0
+    retries: int = 0
+    duplicates_dropped: int = 0
+    drift: tuple[str, ...] = ()
+    drift_seen: bool = False
+    repair_passes: int = 0
+
+
+class _Pass:
+    """One read of the listing, start page to end page: owns its page tasks."""
+
+    def __init__(
+        self,
+        *,
+        spec: ListingSpec,
+        fetch: FetchPage,
+        spawn: Spawn,
+        deadline_at: float | None,
+        on_retry: Callable[[BaseException], None],
+        budget: Callable[[], int | None],
+    ) -> None:
+        self.spec = spec
+        self.plan = PagePlan(page_size=spec.page_size, start_page=spec.start_page)
+        self.buffer: ReorderBuffer[Page | BaseException] = ReorderBuffer(
+            first=spec.start_page, ordered=spec.ordered
+        )
+        self.pages_done = 0
+        self._fetch = fetch
+        self._spawn = spawn
+        self._deadline_at = deadline_at
+        self._on_retry = on_retry
+        self._budget = budget
+        self._tasks: dict[int, asyncio.Task[Page]] = {}
+        self._next = spec.start_page
+        self._failed_at: int | None = None
+        self._held_keys = 0
+
+    async def next_page(self) -> Page | None:
+        """Return the next page to deliver, ``None`` at the end; raise its error."""
+        while True:
+            self._fill()
+            released = self.buffer.pop()
+            if released is not None:
+                return self._release(released[1])
+            if self.buffer.exhausted:
+                return None
+            if not self._tasks:  # pragma: no cover - would be an engine bug
+                raise RuntimeError("listing stalled with nothing in flight")
+            await self._wait()
+
+    def _release(self, entry: Page | BaseException) -> Page:
+        if isinstance(entry, BaseException):
+            raise entry
+        self._held_keys -= len(entry.items)
+        return entry
+
+    def _may_start(self, page_num: int) -> bool:
+        spec = self.spec
+        if len(self._tasks) >= spec.concurrency:
+            return False
+        if page_num >= self.buffer.low + spec.window:
+            return False
+        if self._failed_at is not None and page_num > self._failed_at:
+            return False
+        if not self.plan.may_request(page_num):
+            return False
+        wanted = self._budget()
+        if wanted is None:
+            return True
+        return wanted - self._held_keys - spec.page_size * len(self._tasks) > 0
+
+    def _fill(self) -> None:
+        """Start every page request the bounds allow, in page order."""
+        while self._may_start(self._next):
+            page_num = self._next
+            coro = self._fetch(page_num, self._deadline_at, self._on_retry)
+            self._tasks[page_num] = self._spawn(
+                coro, f"aiokeys {self.spec.label} page {page_num}"
+            )
+            self._next += 1
+
+    async def _wait(self) -> None:
+        """Wait until at least one page lands (or the deadline passes)."""
+        timeout = None
+        if self._deadline_at is not None:
+            timeout = max(0.0, self._deadline_at - time.monotonic())
+        done, _ = await asyncio.wait(
+            self._tasks.values(), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if not done:
+            raise self._deadline_error()
+        for page_num in sorted(p for p, t in self._tasks.items() if t.done()):
+            self._land(page_num, self._tasks.pop(page_num))
+
+    def _land(self, page_num: int, task: asyncio.Task[Page]) -> None:
+        try:
+            page = task.result()
+        except Exception as exc:
+            self._fail(page_num, exc)
+            return
+        except asyncio.CancelledError as exc:  # cancelled by someone else
+            self._fail(
+                page_num, TransportError(f"page {page_num} request was cancelled")
+            )
+            del exc
+            return
+        self.pages_done += 1
+        self.plan.record(page_num, len(page.items), page.total_count)
+        if self.plan.end_page is not None and self.buffer.end is None:
+            self._end_at(self.plan.end_page)
+        if self.buffer.end is None or page_num <= self.buffer.end:
+            self._held_keys += len(page.items)
+            self.buffer.put(page_num, page)
+
+    def _fail(self, page_num: int, exc: Exception) -> None:
+        if isinstance(exc, AiokeysError) and exc.page_num is None:
+            exc.page_num = page_num
+        if self._failed_at is None or page_num < self._failed_at:
+            self._failed_at = page_num
+        self.buffer.put(page_num, exc, barrier=True)
+
+    def _end_at(self, end_page: int) -> None:
+        for dropped in self.buffer.end_at(end_page):
+            if isinstance(dropped, Page):
+                self._held_keys -= len(dropped.items)
+        for page_num in [p for p in self._tasks if p > end_page]:
+            self._tasks.pop(page_num).cancel()
+
+    def _deadline_error(self) -> RequestTimeoutError:
+        error = RequestTimeoutError(
+            f"listing {self.spec.label}: deadline of {self.spec.deadline}s reached",
+            deadline_exceeded=True,
+        )
+        error.page_num = self.buffer.low
+        return error
+
+    def expected(self) -> int | None:
+        """Pages this pass expects, from its start page on, if known."""
+        last = self.plan.end_page
+        if last is None and self.plan.total_count is not None:
+            last = max(
+                expected_pages(self.plan.total_count, self.spec.page_size),
+                self.plan.next_page - 1,
+            )
+        return None if last is None else last - self.spec.start_page + 1
+
+    async def aclose(self) -> None:
+        """Cancel every page request of this pass and wait for them to end."""
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+
+class KeyStream:
+    """Every key of one org or project: an async iterator and context manager.
+
+    Built by :meth:`aiokeys.Client.org_keys` and
+    :meth:`aiokeys.Client.group_keys`; see this module's docstring for the
+    order, the bounds, drift and resuming. Use it as::
+
+        async with client.org_keys(org_id) as keys:
+            async for key in keys:
+                ...
+
+    Leaving the ``async with`` block (or :meth:`aclose`) cancels and awaits
+    every request still in flight. Nothing is requested before the first
+    ``__anext__``.
+    """
+
+    def __init__(
+        self,
+        *,
+        spec: ListingSpec,
+        fetch: FetchPage,
+        spawn: Spawn,
+        on_close: Callable[[KeyStream], None] | None = None,
+    ) -> None:
+        self._spec = spec
+        self._fetch = fetch
+        self._spawn = spawn
+        self._on_close = on_close
+        self._pass: _Pass | None = None
+        self._closed = False
+        self._deadline_at: float | None = None
+        self._current: tuple[ApiKey, ...] = ()
+        self._index = 0
+        self._delivered: Deduper[str] = Deduper()
+        self._pass_seen: Deduper[str] = Deduper()
+        self._pass_drifted = False
+        self._pass_new = 0
+        self._notes_taken = 0
+        self._repairs = 0
+        self._pages_before = 0
+        self._first_expected: int | None = None
+        self._keys_yielded = 0
+        self._retries = 0
+        self._duplicates = 0
+        self._drift: list[str] = []
+        self._drift_count = 0
+
+    def __repr__(self) -> str:
+        return f"<KeyStream {self._spec.label} keys_yielded={self._keys_yielded}>"
+
+    @property
+    def progress(self) -> Progress:
+        """A snapshot of the listing's progress."""
+        current = self._pass
+        expected = self._first_expected
+        if current is not None and self._repairs == 0:
+            expected = current.expected()
+        return Progress(
+            pages_done=self._pages_before + (current.pages_done if current else 0),
+            pages_expected=expected,
+            keys_yielded=self._keys_yielded,
+            retries=self._retries,
+            duplicates_dropped=self._duplicates,
+            drift=tuple(self._drift),
+            drift_seen=self._drift_count > 0,
+            repair_passes=self._repairs,
+        )
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the listing: cancel and await every request in flight. Idempotent."""
+        self._closed = True
+        self._current, self._index = (), 0
+        if self._pass is not None:
+            await self._drop_pass()
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            on_close(self)
+
+    async def __anext__(self) -> ApiKey:
+        if self._closed:
+            raise StopAsyncIteration
+        try:
+            return await self._next_key()
+        except AiokeysError as exc:
+            exc.keys_yielded = self._keys_yielded
+            await self.aclose()
+            raise
+        except BaseException:  # the end, cancellation, or a bug: stop everything
+            await self.aclose()
+            raise
+
+    async def _next_key(self) -> ApiKey:
+        max_items = self._spec.max_items
+        while max_items is None or self._keys_yielded < max_items:
+            while self._index < len(self._current):
+                key = self._current[self._index]
+                self._index += 1
+                if self._admit(key):
+                    self._keys_yielded += 1
+                    return key
+            page = await self._next_page()
+            self._current, self._index = page.items, 0
+        raise StopAsyncIteration
+
+    async def _next_page(self) -> Page:
+        """The next page to read through, starting re-reads as drift requires."""
+        while True:
+            current = self._pass or self._start_pass()
+            page = await current.next_page()
+            self._take_notes(current)
+            if page is not None:
+                return page
+            await self._finish_pass()
+
+    def _start_pass(self) -> _Pass:
+        if self._deadline_at is None and self._spec.deadline is not None:
+            self._deadline_at = time.monotonic() + self._spec.deadline
+        self._pass_seen, self._pass_new, self._pass_drifted = Deduper(), 0, False
+        self._notes_taken = 0
+        self._pass = _Pass(
+            spec=self._spec,
+            fetch=self._fetch,
+            spawn=self._spawn,
+            deadline_at=self._deadline_at,
+            on_retry=self._count_retry,
+            budget=self._budget,
+        )
+        return self._pass
+
+    async def _drop_pass(self) -> None:
+        current, self._pass = self._pass, None
+        assert current is not None
+        if self._repairs == 0:
+            self._first_expected = current.expected()
+        self._pages_before += current.pages_done
+        await current.aclose()
+
+    async def _finish_pass(self) -> None:
+        """End a pass; start a re-read if it drifted and repair is asked for.
+
+        The first pass asks for a re-read when it saw any drift; a re-read asks
+        for another when it found keys not delivered before, or saw a changed
+        count, a duplicate or keys past the end. A short page alone does not
+        count in a re-read: with a wrong but steady ``totalCount`` every pass
+        shows the same short pages.
+        """
+        drifted = self._pass_drifted or self._pass_new > 0
+        await self._drop_pass()
+        if self._spec.on_drift != "repair" or not drifted:
+            raise StopAsyncIteration
+        if self._repairs >= MAX_REPAIR_PASSES:
+            self._note_drift(f"still drifting after {MAX_REPAIR_PASSES} re-reads")
+            raise StopAsyncIteration
+        self._repairs += 1
+        _log.debug(
+            "listing %s: re-read %d after drift", self._spec.label, self._repairs
+        )
+
+    def _admit(self, key: ApiKey) -> bool:
+        """Decide whether a key is new; a repeat within one pass is drift."""
+        ident = key.api_key_id
+        if ident is None:  # cannot be told apart: delivered by the first pass only
+            return self._repairs == 0
+        if not self._pass_seen.add(ident):
+            self._duplicates += 1
+            self._note_drift(f"key {ident} seen twice")
+            return False
+        if not self._delivered.add(ident):
+            return False
+        if self._repairs > 0:
+            self._pass_new += 1
+        return True
+
+    def _take_notes(self, current: _Pass) -> None:
+        """Copy the pass's new drift notes into the stream's record."""
+        plan = current.plan
+        while self._notes_taken < len(plan.drift):
+            note, kind = (
+                plan.drift[self._notes_taken],
+                plan.drift_kinds[self._notes_taken],
+            )
+            self._notes_taken += 1
+            if self._repairs == 0 or kind != "short":
+                self._note_drift(note)
+
+    def _note_drift(self, note: str) -> None:
+        self._drift_count += 1
+        self._pass_drifted = True
+        if len(self._drift) < _MAX_DRIFT_NOTES:
+            self._drift.append(note)
+        if self._drift_count == 1:
+            _log.warning("listing %s drifted: %s", self._spec.label, note)
+        else:
+            _log.debug("listing %s drifted: %s", self._spec.label, note)
+        if self._spec.on_drift == "raise":
+            error = DriftError(f"listing {self._spec.label} drifted: {note}")
+            error.page_num = self._pass.buffer.low if self._pass else None
+            raise error
+
+    def _budget(self) -> int | None:
+        """Keys still wanted beyond those in hand, for ``max_items``."""
+        if self._spec.max_items is None:
+            return None
+        in_hand = len(self._current) - self._index
+        return self._spec.max_items - self._keys_yielded - in_hand
+
+    def _count_retry(self, _: BaseException) -> None:
+        self._retries += 1
