@@ -1,0 +1,275 @@
+"""keys_for_orgs: many orgs under one budget, each in order, errors per org."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+
+import aiohttp
+import attrs
+import pytest
+
+from aiokeys import (
+    ApiKey,
+    AuthenticationError,
+    BearerToken,
+    Client,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    RetryPolicy,
+    ServerError,
+)
+from aiokeys._bulk import BulkKeyStream, OrgFailure
+from aiokeys.testing import FakeAtlas, Fault
+
+SIZES = (130, 0, 75)
+UNKNOWN_ORG = "ffffffffffffffffffffffff"
+
+
+@attrs.frozen
+class World:
+    atlas: FakeAtlas
+    token: str
+    orgs: list[str]
+    expected: dict[str, list[str]]  # org id -> key ids in server order
+
+
+@pytest.fixture
+async def world(fake_atlas: FakeAtlas) -> World:
+    token = fake_atlas.add_bearer_token()
+    orgs = [fake_atlas.add_org() for _ in SIZES]
+    expected = {
+        org: [k["apiKeyId"] for k in fake_atlas.seed_keys(org, n, groups=2, seed=i)]
+        for i, (org, n) in enumerate(zip(orgs, SIZES, strict=True))
+    }
+    return World(atlas=fake_atlas, token=token, orgs=orgs, expected=expected)
+
+
+@pytest.fixture
+async def client(world: World) -> AsyncIterator[Client]:
+    async with Client(
+        auth=BearerToken(world.token), base_url=world.atlas.url, concurrency=3
+    ) as c:
+        yield c
+
+
+async def _collect(stream: BulkKeyStream) -> dict[str, list[str]]:
+    got: dict[str, list[str]] = defaultdict(list)
+    async with stream:
+        async for org_id, key in stream:
+            assert isinstance(key, ApiKey)
+            assert key.api_key_id is not None
+            got[org_id].append(key.api_key_id)
+    return dict(got)
+
+
+def _aiokeys_tasks() -> set[asyncio.Task[object]]:
+    return {
+        t
+        for t in asyncio.all_tasks()
+        if not t.done() and t.get_name().startswith("aiokeys")
+    }
+
+
+async def test_every_org_complete_and_in_order(world: World, client: Client) -> None:
+    """All keys of all orgs, each org's in server order, progress adds up."""
+    stream = client.keys_for_orgs(world.orgs, page_size=20)
+    got = await _collect(stream)
+
+    assert got == {org: ids for org, ids in world.expected.items() if ids}
+    p = stream.progress
+    assert (p.orgs_total, p.orgs_started, p.orgs_done, p.orgs_failed) == (3, 3, 3, 0)
+    assert p.keys_yielded == sum(SIZES)
+    # 130 keys: 7 pages; 0 keys: 1 page; 75 keys: 4 pages.
+    assert p.pages_done == 12
+    assert p.pages_expected == 12
+    assert stream.errors == ()
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip", "collect"])
+async def test_denied_org_under_each_on_error(
+    world: World, client: Client, on_error: str
+) -> None:
+    """A 403 ends the export (raise) or leaves only that org out (skip, collect)."""
+    denied = world.orgs[2]
+    world.atlas.deny(world.token, denied)
+    stream = client.keys_for_orgs(world.orgs, page_size=50, on_error=on_error)  # type: ignore[arg-type]
+
+    if on_error == "raise":
+        with pytest.raises(PermissionDeniedError) as info:
+            await _collect(stream)
+        assert info.value.status == 403
+        assert not _aiokeys_tasks()
+        return
+
+    got = await _collect(stream)
+    assert got == {world.orgs[0]: world.expected[world.orgs[0]]}
+    assert stream.progress.orgs_failed == 1
+    assert stream.progress.orgs_done == 3
+    if on_error == "skip":
+        assert stream.errors == ()
+    else:
+        [failure] = stream.errors
+        assert isinstance(failure, OrgFailure)
+        assert failure.org_id == denied
+        assert isinstance(failure.error, PermissionDeniedError)
+
+
+async def test_unknown_org_is_a_404_left_out(world: World, client: Client) -> None:
+    """An org the server does not know is collected as NotFoundError."""
+    stream = client.keys_for_orgs([UNKNOWN_ORG, world.orgs[2]], on_error="collect")
+    got = await _collect(stream)
+    assert got == {world.orgs[2]: world.expected[world.orgs[2]]}
+    assert [f.org_id for f in stream.errors] == [UNKNOWN_ORG]
+    assert isinstance(stream.errors[0].error, NotFoundError)
+
+
+async def test_authentication_error_ends_the_export_even_when_skipping(
+    world: World,
+) -> None:
+    """401 is about the credentials, not one org: never skipped."""
+    async with Client(auth=BearerToken("wrong"), base_url=world.atlas.url) as bad:
+        stream = bad.keys_for_orgs(world.orgs, on_error="skip")
+        with pytest.raises(AuthenticationError):
+            await _collect(stream)
+    assert not _aiokeys_tasks()
+
+
+async def test_server_error_ends_the_export_and_stops_the_others(
+    world: World,
+) -> None:
+    """A 500 after the retries ran out ends everything, nothing left running."""
+    world.atlas.add_fault(Fault(kind="status", status=500, org_id=world.orgs[2]))
+    async with Client(
+        auth=BearerToken(world.token),
+        base_url=world.atlas.url,
+        retry=RetryPolicy(max_tries=1),
+    ) as c:
+        with pytest.raises(ServerError):
+            await _collect(
+                c.keys_for_orgs(world.orgs, page_size=10, on_error="collect")
+            )
+        assert not _aiokeys_tasks()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["0123456789abcdef01234567", "not-an-id"],
+        ["0123456789ABCDEF01234567"],
+        "0123456789abcdef01234567",
+        [123],
+    ],
+)
+async def test_every_id_checked_before_any_request(
+    world: World, client: Client, bad: object
+) -> None:
+    """One bad id (or a bare string) fails the call itself; nothing is sent."""
+    world.atlas.clear_requests()
+    with pytest.raises(InvalidArgumentError):
+        client.keys_for_orgs(bad)  # type: ignore[arg-type]
+    assert world.atlas.requests == []
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"page_size": 0}, {"page_size": 501}, {"on_error": "ignore"}]
+)
+async def test_options_checked_before_any_request(
+    world: World, client: Client, kwargs: dict[str, object]
+) -> None:
+    """page_size and on_error are checked when the stream is built."""
+    with pytest.raises(InvalidArgumentError):
+        client.keys_for_orgs(world.orgs, **kwargs)  # type: ignore[arg-type]
+    assert world.atlas.requests == []
+
+
+async def test_no_orgs_and_repeated_orgs(world: World, client: Client) -> None:
+    """No ids: nothing, no request. A repeated id is listed once."""
+    assert await _collect(client.keys_for_orgs([])) == {}
+    assert world.atlas.requests == []
+
+    org = world.orgs[0]
+    got = await _collect(client.keys_for_orgs([org, org, org], page_size=100))
+    assert got == {org: world.expected[org]}
+    assert len(world.atlas.requests) == 2
+
+
+async def test_one_budget_across_orgs(fake_atlas: FakeAtlas) -> None:
+    """Requests in flight over all orgs never exceed the client's concurrency."""
+    token = fake_atlas.add_bearer_token()
+    orgs = [fake_atlas.add_org() for _ in range(6)]
+    for org in orgs:
+        fake_atlas.seed_keys(org, 40, seed=1)
+    in_flight = SimpleNamespace(now=0, most=0)
+
+    async def started(*_: object) -> None:
+        in_flight.now += 1
+        in_flight.most = max(in_flight.most, in_flight.now)
+
+    async def ended(*_: object) -> None:
+        in_flight.now -= 1
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(started)
+    trace.on_request_end.append(ended)
+    trace.on_request_exception.append(ended)
+    async with (
+        aiohttp.ClientSession(trace_configs=[trace]) as session,
+        Client(
+            auth=BearerToken(token),
+            base_url=fake_atlas.url,
+            concurrency=2,
+            session=session,
+        ) as c,
+    ):
+        got = await _collect(c.keys_for_orgs(orgs, page_size=10))
+
+    assert sum(len(ids) for ids in got.values()) == 240
+    assert in_flight.most == 2
+
+
+async def test_break_inside_async_with_leaves_nothing_running(
+    world: World, client: Client
+) -> None:
+    """Leaving the block cancels every worker and listing; no request follows."""
+    async with client.keys_for_orgs(world.orgs, page_size=5) as stream:
+        async for _ in stream:
+            break
+    assert not _aiokeys_tasks()
+    sent = len(world.atlas.requests)
+    await asyncio.sleep(0.05)
+    assert len(world.atlas.requests) == sent
+    assert [pair async for pair in stream] == []
+
+
+async def test_cancelling_the_consumer_leaves_nothing_running(
+    world: World, client: Client
+) -> None:
+    """A cancelled consumer inside async with leaves no task behind."""
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async with client.keys_for_orgs(world.orgs, page_size=5) as stream:
+            async for _ in stream:
+                first.set()
+                await asyncio.sleep(10)
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(first.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not _aiokeys_tasks()
+
+
+async def test_bare_break_is_cleaned_up_when_the_client_closes(world: World) -> None:
+    """Without async with, closing the client stops the workers."""
+    async with Client(auth=BearerToken(world.token), base_url=world.atlas.url) as c:
+        stream = c.keys_for_orgs(world.orgs, page_size=5)
+        async for _ in stream:
+            break
+        assert _aiokeys_tasks()
+    assert not _aiokeys_tasks()
