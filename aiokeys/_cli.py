@@ -1,0 +1,848 @@
+"""The ``aiokeys`` command line: ``list``, ``export`` and ``demo``.
+
+::
+
+    aiokeys list ORG_ID
+    aiokeys export --org ID [--org ID ...] [--orgs-file FILE] [--group ID ...]
+                   [--format jsonl|csv|json] [--output FILE] [--include-secrets]
+    aiokeys demo [--orgs N] [--keys N] [--latency SECONDS]
+
+Credentials come from the environment (:func:`aiokeys.auth_from_env`); the base
+URL from ``--base-url``, else ``MONGODB_ATLAS_BASE_URL``, else Atlas. ``demo``
+needs none: it starts the embedded simulator.
+
+Exit codes:
+
+== ===========================================================
+0  success
+1  anything else (an unexpected answer, a file that cannot be written)
+2  usage: a bad option, argument or id (nothing was sent)
+3  authentication: no credentials, or Atlas refused them (401)
+4  permission denied (403)
+5  not found (404)
+6  rate limited (429), or the retries ran out on a 5xx or network fault
+130 interrupted (Ctrl-C); 143 terminated (SIGTERM)
+== ===========================================================
+
+Errors are one line on stderr and never carry a secret; ``--debug`` adds the
+traceback and aiokeys' DEBUG logs. The library never configures logging; this
+module does, on the ``aiokeys`` logger only, for the length of one run.
+
+``rich`` (the ``cli`` extra) draws tables and progress bars; it is imported only
+when a command runs, so a missing ``rich`` is one clear error line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import contextvars
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+from ._bulk import BulkKeyStream, Scope, open_bulk, validate_scopes
+from ._errors import (
+    AiokeysError,
+    AuthenticationError,
+    InvalidArgumentError,
+    MissingCredentialsError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+)
+from ._models import ApiKey
+from ._output import FORMATS, Format, atomic_output, export_record, make_writer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+    from ._client import Client
+
+__all__ = ["EXIT_CODES", "amain", "build_parser", "exit_code_for", "main"]
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK: Final = 0
+EXIT_ERROR: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_AUTHENTICATION: Final = 3
+EXIT_PERMISSION: Final = 4
+EXIT_NOT_FOUND: Final = 5
+EXIT_GAVE_UP: Final = 6
+EXIT_INTERRUPTED: Final = 130
+EXIT_TERMINATED: Final = 143
+
+# Most specific first: MissingCredentialsError is also an InvalidArgumentError.
+EXIT_CODES: Final[tuple[tuple[type[BaseException], int], ...]] = (
+    (MissingCredentialsError, EXIT_AUTHENTICATION),
+    (AuthenticationError, EXIT_AUTHENTICATION),
+    (InvalidArgumentError, EXIT_USAGE),
+    (PermissionDeniedError, EXIT_PERMISSION),
+    (NotFoundError, EXIT_NOT_FOUND),
+    (RateLimitError, EXIT_GAVE_UP),
+    (ServerError, EXIT_GAVE_UP),
+    (TransportError, EXIT_GAVE_UP),
+)
+
+DEFAULT_API_VERSION: Final = "2025-03-12"
+_PROGRESS_INTERVAL: Final = 0.1  # seconds between two progress redraws
+_STDERR_CONSOLE: contextvars.ContextVar[Console | None] = contextvars.ContextVar(
+    "aiokeys_cli_stderr", default=None
+)
+
+
+class UsageError(Exception):
+    """A command line that parses but makes no sense (exit code 2)."""
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """Map an exception to the command's exit code (see the module docstring)."""
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    for kind, code in EXIT_CODES:
+        if isinstance(exc, kind):
+            return code
+    return EXIT_ERROR
+
+
+# -- arguments -----------------------------------------------------------------
+
+
+def _int_in(low: int, high: int | None) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 10 seconds, got {text}")
+    return value
+
+
+def _shared_options() -> argparse.ArgumentParser:
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument(
+        "--debug", action="store_true", help="DEBUG logs and tracebacks on stderr"
+    )
+    shared.add_argument(
+        "--concurrency",
+        type=_int_in(1, 64),
+        default=8,
+        help="requests in flight at once, over all orgs (default 8)",
+    )
+    shared.add_argument(
+        "--page-size",
+        type=_int_in(1, 500),
+        default=100,
+        help="keys per page, 1..500 (default 100)",
+    )
+    shared.add_argument(
+        "--api-version",
+        default=DEFAULT_API_VERSION,
+        help=f"Atlas API version for the Accept header (default {DEFAULT_API_VERSION})",
+    )
+    shared.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar, even when stderr is a terminal",
+    )
+    return shared
+
+
+def _connection_options() -> argparse.ArgumentParser:
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument(
+        "--base-url",
+        help="Atlas origin (default: $MONGODB_ATLAS_BASE_URL, else https://cloud.mongodb.com)",
+    )
+    connection.add_argument(
+        "--max-tries",
+        type=_int_in(1, 20),
+        default=None,
+        help="attempts per request, the first included (default 5)",
+    )
+    connection.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow a plain-http base URL that is not loopback",
+    )
+    return connection
+
+
+def _add_list(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "list", parents=parents, help="print the keys of one org as a table"
+    )
+    parser.add_argument("org_id", metavar="ORG_ID", help="24-hex org id")
+    parser.set_defaults(command=_run_list)
+
+
+def _add_export(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "export", parents=parents, help="write every key of many orgs to a file"
+    )
+    add = parser.add_argument
+    add("--org", action="append", default=[], metavar="ID", help="an org id (repeat)")
+    add(
+        "--orgs-file", type=Path, metavar="FILE", help="org ids, one a line; - is stdin"
+    )
+    add(
+        "--group",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a project id (repeat)",
+    )
+    add(
+        "--format",
+        choices=FORMATS,
+        help="jsonl, csv or json (default: from --output's suffix, else jsonl)",
+    )
+    add(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write here (atomically) instead of stdout",
+    )
+    add(
+        "--include-secrets",
+        action="store_true",
+        help="also write each key's full secret",
+    )
+    add(
+        "--on-error",
+        choices=("raise", "skip", "collect"),
+        default="raise",
+        help="an org answering 403/404: end the export (raise), leave it out "
+        "(skip), or leave it out and report it (collect)",
+    )
+    add("--quiet", action="store_true", help="no summary line on stderr")
+    parser.set_defaults(command=_run_export)
+
+
+def _add_demo(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "demo", parents=parents, help="list keys from the embedded Atlas simulator"
+    )
+    add = parser.add_argument
+    add("--orgs", type=_int_in(1, 50), default=4, help="orgs to simulate (default 4)")
+    add(
+        "--keys",
+        type=_int_in(0, 100_000),
+        default=1250,
+        help="keys per org (default 1250)",
+    )
+    add(
+        "--latency",
+        type=_seconds,
+        default=0.04,
+        help="simulated latency per request in seconds (default 0.04)",
+    )
+    add(
+        "--baseline",
+        choices=("measure", "compute"),
+        default="measure",
+        help="time the page-by-page walk for real, or compute it from latency x pages",
+    )
+    parser.set_defaults(command=_run_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``aiokeys`` argument parser."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="aiokeys",
+        description="List MongoDB Atlas AI model API keys, fast and in order.",
+    )
+    parser.add_argument("--version", action="version", version=f"aiokeys {__version__}")
+    commands = parser.add_subparsers(metavar="COMMAND", required=True)
+    shared, connection = _shared_options(), _connection_options()
+    _add_list(commands, [shared, connection])
+    _add_export(commands, [shared, connection])
+    _add_demo(commands, [shared])
+    return parser
+
+
+# -- running -------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (the console script's entry)."""
+    try:
+        return asyncio.run(_main_with_signals(argv))
+    except KeyboardInterrupt:
+        print("aiokeys: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except asyncio.CancelledError:
+        print("aiokeys: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+
+
+async def _main_with_signals(argv: Sequence[str] | None) -> int:
+    # SIGTERM cancels the run like Ctrl-C does, so cleanups (the temporary
+    # export file above all) run instead of the process dying mid-write.
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    return await amain(argv)
+
+
+async def amain(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``), run the command, return its code.
+
+    Usable from a running event loop (tests do); :func:`main` wraps it in
+    :func:`asyncio.run`.
+    """
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help, --version, or a usage error
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return _fail("the command line needs rich: pip install 'aiokeys[cli]'")
+
+    with _run_console(), _logging(debug=args.debug):
+        try:
+            code: int = await args.command(args)
+        except BrokenPipeError:
+            _silence_stdout()
+            return EXIT_ERROR
+        except Exception as exc:
+            return _report(exc, debug=args.debug)
+    return code
+
+
+def _fail(message: str) -> int:
+    print(f"aiokeys: error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _report(exc: Exception, *, debug: bool) -> int:
+    """Print ``exc`` as one line on stderr (and its traceback with --debug)."""
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"aiokeys: error: {_describe(exc)}", file=sys.stderr)
+    return exit_code_for(exc)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, AiokeysError | UsageError):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror or exc}"
+    else:
+        text = f"unexpected {type(exc).__name__}: {exc} (--debug shows the traceback)"
+    # One line, whatever the server's detail held.
+    return " ".join(text.split())[:1000]
+
+
+def _silence_stdout() -> None:
+    # The reader went away (| head): nothing more to say, and Python must not
+    # complain while flushing stdout at exit.
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+@contextlib.contextmanager
+def _logging(*, debug: bool) -> Iterator[None]:
+    """Send the ``aiokeys`` logger to stderr for one run, then undo it."""
+    package = logging.getLogger("aiokeys")
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=_err_console(), show_path=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+    old_level = package.level
+    package.addHandler(handler)
+    package.setLevel(logging.DEBUG if debug else logging.WARNING)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(old_level)
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """A rich console on stdout or stderr, wide when it is not a terminal.
+
+    Piped output gets no colours and no wrapping: a table row stays one line
+    for ``grep``, however long the key's name.
+    """
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 10_000
+    return Console(file=stream, width=width, highlight=False)
+
+
+@contextlib.contextmanager
+def _run_console() -> Iterator[None]:
+    """One stderr console per run, shared by the logs and the progress bars.
+
+    Sharing it is what lets a log line print above a live bar instead of
+    through it.
+    """
+    token = _STDERR_CONSOLE.set(_console(stderr=True))
+    try:
+        yield
+    finally:
+        _STDERR_CONSOLE.reset(token)
+
+
+def _err_console() -> Console:
+    return _STDERR_CONSOLE.get() or _console(stderr=True)
+
+
+def _make_client(args: argparse.Namespace) -> Client:
+    from ._client import Client
+    from ._env import auth_from_env
+    from ._retry import RetryPolicy
+
+    found = auth_from_env()
+    retry = (
+        RetryPolicy()
+        if args.max_tries is None
+        else RetryPolicy(max_tries=args.max_tries)
+    )
+    return Client(
+        auth=found.auth,
+        base_url=args.base_url or found.base_url,
+        api_version=args.api_version,
+        concurrency=args.concurrency,
+        retry=retry,
+        allow_insecure_http=args.allow_insecure_http,
+    )
+
+
+# -- progress and tables -------------------------------------------------------
+
+
+class _ProgressView:
+    """Bars on stderr while keys stream in; nothing when stderr is not a terminal.
+
+    Redraws at most every :data:`_PROGRESS_INTERVAL` seconds: callers ask
+    :meth:`due` per key (a clock read) and build a progress snapshot only then.
+    """
+
+    def __init__(self, *, enabled: bool, orgs: int | None = None) -> None:
+        self._progress: Progress | None = None
+        self._orgs_task: TaskID | None = None
+        self._pages_task: TaskID | None = None
+        self._next = 0.0
+        if enabled:
+            self._build(orgs)
+
+    def _build(self, orgs: int | None) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description:>5}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}"),
+            TimeElapsedColumn(),
+            console=_err_console(),
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        if orgs is not None:
+            self._orgs_task = self._progress.add_task("orgs", total=orgs, note="")
+        self._pages_task = self._progress.add_task("pages", total=None, note="")
+
+    def __enter__(self) -> _ProgressView:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def due(self) -> bool:
+        """Whether a redraw is due (never, when disabled)."""
+        if self._progress is None:
+            return False
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        self._next = now + _PROGRESS_INTERVAL
+        return True
+
+    def show(
+        self,
+        *,
+        pages_done: int,
+        pages_expected: int | None,
+        keys: int,
+        orgs_done: int | None = None,
+    ) -> None:
+        """Redraw with these totals."""
+        if self._progress is None or self._pages_task is None:
+            return
+        total = max(pages_expected or 0, pages_done) or None
+        note = f"{keys:,} keys"
+        self._progress.update(
+            self._pages_task, completed=pages_done, total=total, note=note
+        )
+        if self._orgs_task is not None and orgs_done is not None:
+            self._progress.update(self._orgs_task, completed=orgs_done)
+
+    def show_bulk(self, stream: BulkKeyStream) -> None:
+        """Redraw from a bulk stream's progress."""
+        p = stream.progress
+        self.show(
+            pages_done=p.pages_done,
+            pages_expected=p.pages_expected,
+            keys=p.keys_yielded,
+            orgs_done=p.orgs_done,
+        )
+
+
+def _wants_progress(args: argparse.Namespace) -> bool:
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def _when(moment: datetime | None, *, missing: str = "") -> str:
+    if moment is None:
+        return missing
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _print_keys(keys: Sequence[ApiKey], *, title: str) -> None:
+    """Print ``keys`` as a table on stdout: name, status, dates, masked secret."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left")
+    for column in ("name", "status", "created (UTC)", "last used (UTC)", "secret"):
+        table.add_column(column)
+    for key in keys:
+        # Text, not str: a key named "[bold]" must not be read as markup.
+        table.add_row(
+            Text(key.name or ""),
+            Text(key.status or ""),
+            Text(_when(key.created_at)),
+            Text(_when(key.last_used_at, missing="never")),
+            Text(key.masked_secret or ""),
+        )
+    _console().print(table)
+
+
+# -- list ----------------------------------------------------------------------
+
+
+async def _run_list(args: argparse.Namespace) -> int:
+    """``aiokeys list ORG_ID``: every key of one org, as a table."""
+    validate_scopes([args.org_id], "org")
+    keys: list[ApiKey] = []
+    async with (
+        _make_client(args) as client,
+        client.org_keys(args.org_id, page_size=args.page_size) as stream,
+    ):
+        with _ProgressView(enabled=_wants_progress(args)) as view:
+            async for key in stream:
+                keys.append(key)
+                if view.due():
+                    p = stream.progress
+                    view.show(
+                        pages_done=p.pages_done,
+                        pages_expected=p.pages_expected,
+                        keys=p.keys_yielded,
+                    )
+
+    _print_keys(keys, title=f"{_plural(len(keys), 'key')} of org {args.org_id}")
+    return EXIT_OK
+
+
+# -- export --------------------------------------------------------------------
+
+
+def _read_ids(path: Path) -> list[str]:
+    """Ids from a file (``-`` is stdin), one a line; blanks and ``#`` comments skipped."""
+    try:
+        text = (
+            sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        )
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read --orgs-file {str(path)!r}: {exc}") from exc
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return [line for line in lines if line]
+
+
+def _export_scopes(args: argparse.Namespace) -> tuple[list[Scope], frozenset[str]]:
+    """The orgs and projects to export, checked; and the set of org ids."""
+    org_ids = list(args.org)
+    if args.orgs_file is not None:
+        org_ids += _read_ids(args.orgs_file)
+    orgs = validate_scopes(org_ids, "org")
+    groups = validate_scopes(args.group, "group")
+
+    if not orgs and not groups:
+        raise UsageError("nothing to export: give --org, --orgs-file or --group")
+    both = sorted(set(orgs) & set(groups))
+    if both:
+        raise UsageError(f"{both[0]} is given both as an org and as a project")
+
+    scopes: list[Scope] = [("org", o) for o in orgs] + [("group", g) for g in groups]
+    return scopes, frozenset(orgs)
+
+
+def _pick_format(given: Format | None, output: Path | None) -> Format:
+    if given is not None:
+        return given
+    suffix = output.suffix.lower() if output is not None else ""
+    by_suffix: dict[str, Format] = {".csv": "csv", ".json": "json"}
+    return by_suffix.get(suffix, "jsonl")
+
+
+@contextlib.contextmanager
+def _destination(output: Path | None, *, private: bool) -> Iterator[TextIO]:
+    if output is None:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    with atomic_output(output, private=private) as stream:
+        yield stream
+
+
+async def _write_export(
+    stream: BulkKeyStream,
+    out: TextIO,
+    *,
+    args: argparse.Namespace,
+    fmt: Format,
+    org_ids: frozenset[str],
+) -> None:
+    """Write every pair of ``stream`` to ``out``; finish the document on success."""
+    secrets = bool(args.include_secrets)
+    writer = make_writer(fmt, out, include_secret=secrets)
+    with _ProgressView(
+        enabled=_wants_progress(args), orgs=stream.progress.orgs_total
+    ) as view:
+        async for scope_id, key in stream:
+            org_id = scope_id if scope_id in org_ids else None
+            writer.write(export_record(org_id, key, include_secret=secrets))
+            if view.due():
+                view.show_bulk(stream)
+        view.show_bulk(stream)
+    writer.finish()
+
+
+async def _run_export(args: argparse.Namespace) -> int:
+    """``aiokeys export``: every key of the given orgs and projects, streamed to a file."""
+    scopes, org_ids = _export_scopes(args)
+    fmt = _pick_format(args.format, args.output)
+    started = time.monotonic()
+
+    async with _make_client(args) as client:
+        stream = open_bulk(
+            client,
+            scopes,
+            page_size=args.page_size,
+            on_error=args.on_error,
+            org_concurrency=None,
+        )
+        async with stream:
+            with _destination(args.output, private=args.include_secrets) as out:
+                await _write_export(stream, out, args=args, fmt=fmt, org_ids=org_ids)
+
+    _export_summary(stream, args, org_ids=org_ids, elapsed=time.monotonic() - started)
+    return EXIT_OK
+
+
+def _export_summary(
+    stream: BulkKeyStream,
+    args: argparse.Namespace,
+    *,
+    org_ids: frozenset[str],
+    elapsed: float,
+) -> None:
+    for failure in stream.errors:
+        print(
+            f"aiokeys: left out {failure.org_id}: {_describe(failure.error)}",
+            file=sys.stderr,
+        )
+    if args.quiet:
+        return
+    p = stream.progress
+    groups = p.orgs_total - len(org_ids)
+    scopes = _plural(len(org_ids), "org") if org_ids else ""
+    if groups:
+        scopes += (" and " if scopes else "") + _plural(groups, "project")
+    left_out = f" ({p.orgs_failed} left out)" if p.orgs_failed else ""
+    where = f" to {args.output}" if args.output is not None else ""
+    print(
+        f"aiokeys: exported {_plural(p.keys_yielded, 'key')} of {scopes}{left_out} "
+        f"in {_plural(p.pages_done, 'page')}, {elapsed:.2f} s{where}",
+        file=sys.stderr,
+    )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+# -- demo ----------------------------------------------------------------------
+
+
+async def _run_demo(args: argparse.Namespace) -> int:
+    """``aiokeys demo``: the embedded simulator, listed concurrently, then compared.
+
+    The comparison is either measured (the same pages fetched again one at a
+    time with ``org_keys_page``, as the official tools walk them) or computed
+    as pages x simulated latency, a lower bound that ignores transfer and
+    decoding. The summary says which.
+    """
+    from ._auth import BearerToken
+    from ._client import Client
+    from .testing import FakeAtlas
+
+    async with FakeAtlas(latency=args.latency) as atlas:
+        token = atlas.add_bearer_token()
+        orgs = [atlas.add_org() for _ in range(args.orgs)]
+        for seed, org_id in enumerate(orgs, start=1):
+            atlas.seed_keys(org_id, args.keys, groups=3, seed=seed)
+        client = Client(
+            auth=BearerToken(token),
+            base_url=atlas.url,
+            api_version=args.api_version,
+            concurrency=args.concurrency,
+        )
+        async with client:
+            listed = await _demo_listing(client, orgs, args)
+            walk = (
+                await _demo_walk(client, orgs, args)
+                if args.baseline == "measure"
+                else None
+            )
+
+    _demo_summary(listed, walk, args)
+    return EXIT_OK
+
+
+class _Listed:
+    """What the concurrent listing of the demo saw."""
+
+    def __init__(
+        self, *, keys: int, pages: int, elapsed: float, sample: list[ApiKey]
+    ) -> None:
+        self.keys = keys
+        self.pages = pages
+        self.elapsed = elapsed
+        self.sample = sample
+
+
+async def _demo_listing(
+    client: Client, orgs: list[str], args: argparse.Namespace
+) -> _Listed:
+    """List every org through ``keys_for_orgs`` (``org_keys`` under it), timed."""
+    sample: list[ApiKey] = []
+    started = time.monotonic()
+    scopes: list[Scope] = [("org", org) for org in orgs]
+    stream = open_bulk(
+        client, scopes, page_size=args.page_size, on_error="raise", org_concurrency=None
+    )
+    async with stream:
+        with _ProgressView(enabled=_wants_progress(args), orgs=len(orgs)) as view:
+            async for _, key in stream:
+                if len(sample) < 5:
+                    sample.append(key)
+                if view.due():
+                    view.show_bulk(stream)
+            view.show_bulk(stream)
+    p = stream.progress
+    return _Listed(
+        keys=p.keys_yielded,
+        pages=p.pages_done,
+        elapsed=time.monotonic() - started,
+        sample=sample,
+    )
+
+
+async def _demo_walk(
+    client: Client, orgs: list[str], args: argparse.Namespace
+) -> tuple[int, float]:
+    """Fetch every page again, one request at a time; return (pages, seconds)."""
+    pages = 0
+    started = time.monotonic()
+    status = _err_console().status("walking the same pages one at a time…")
+    with status if _wants_progress(args) else contextlib.nullcontext():
+        for org_id in orgs:
+            page_num = 1
+            while True:
+                page = await client.org_keys_page(
+                    org_id, page_num=page_num, page_size=args.page_size
+                )
+                pages += 1
+                if len(page.items) < args.page_size:
+                    break
+                page_num += 1
+    return pages, time.monotonic() - started
+
+
+def _demo_summary(
+    listed: _Listed, walk: tuple[int, float] | None, args: argparse.Namespace
+) -> None:
+    console = _console()
+    latency_ms = args.latency * 1000
+    console.print(
+        f"aiokeys demo: embedded Atlas simulator, {_plural(args.orgs, 'org')} x "
+        f"{_plural(args.keys, 'key')}, {latency_ms:.0f} ms latency per request"
+    )
+    if listed.sample:
+        _print_keys(listed.sample, title=f"the first {len(listed.sample)} keys")
+    console.print(
+        f"listed {_plural(listed.keys, 'key')} in {_plural(listed.pages, 'page')}: "
+        f"{listed.elapsed:.2f} s (concurrency {args.concurrency}, "
+        f"{args.page_size} keys per page)"
+    )
+    if walk is not None:
+        pages, seconds = walk
+        how = f"measured: the same {_plural(pages, 'page')} fetched one at a time"
+    else:
+        pages = listed.pages
+        seconds = pages * args.latency
+        how = f"computed: {pages} pages x {latency_ms:.0f} ms, a lower bound"
+    ratio = f", {seconds / listed.elapsed:.1f}x longer" if listed.elapsed > 0 else ""
+    console.print(f"a page-by-page walk: {seconds:.2f} s ({how}){ratio}")
