@@ -19,8 +19,9 @@ Consequences, each pinned by a test in ``tests/test_paging.py``:
 
 * a missing count means "keep reading until a short or empty page";
 * a count that grows moves the expected end further out;
-* when the last expected page comes back full, reading goes on past it until
-  a short or empty page;
+* when the last expected page comes back full, reading goes on past it, one
+  page at a time, until a short or empty page (without a count, pages are
+  read ahead within the window instead, and reads past the end are wasted);
 * a short or empty page before the expected end is *not* the end while the
   count says more remain: it is recorded as drift and reading goes on;
 * page 1 (or the resume page) is read alone; pages are never numbered below
@@ -82,11 +83,12 @@ class PagePlan:
         page_size: Items asked per page.
         start_page: The first page of the pass (1 unless resuming).
         limit: The highest page known to be needed, or ``None`` when reading
-            on speculatively (no count, or past the expected end).
+            on speculatively because a page came without ``totalCount``.
         end_page: The page that ended the listing, once known.
         next_page: The next page number :meth:`record` will observe.
         total_count: The last ``totalCount`` seen, ``None`` if none yet.
         drift: Short descriptions of what did not add up, in page order.
+        counts: The ``totalCount`` of each page observed, in page order.
         drift_kinds: For each ``drift`` entry, ``"count"`` (totalCount
             changed), ``"short"`` (short page before the expected end) or
             ``"beyond"`` (keys on a page after the end page).
@@ -100,6 +102,7 @@ class PagePlan:
     total_count: int | None = None
     drift: list[str] = attrs.field(factory=list)
     drift_kinds: list[str] = attrs.field(factory=list)
+    counts: list[int | None] = attrs.field(factory=list)
     _parked: dict[int, tuple[int, int | None]] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -138,14 +141,18 @@ class PagePlan:
                     f"page {page_num} had {n_items} keys after the last page {self.end_page}",
                 )
             return
+        self.counts.append(total)
         self._note_count(page_num, total)
         if is_last_page(page_num, n_items, total, self.page_size):
             self.end_page = page_num
             return
-        if total is None or page_num >= expected_pages(total, self.page_size):
-            self.limit = None  # read on until a short page
+        if total is None:
+            self.limit = None  # no count: read ahead until a short page
         elif self.limit is not None:
-            self.limit = max(self.limit, expected_pages(total, self.page_size))
+            # Past the expected end the count says the list should stop here:
+            # read on one page at a time rather than speculating widely.
+            last = expected_pages(total, self.page_size)
+            self.limit = max(self.limit, last, page_num + 1)
         if total is not None and n_items < self.page_size:
             self._drift(
                 "short",

@@ -312,6 +312,8 @@ class KeyStream:
         self._repairs = 0
         self._pages_before = 0
         self._first_expected: int | None = None
+        self._previous_counts: list[int | None] = []
+        self._stop_page: int | None = None
         self._keys_yielded = 0
         self._retries = 0
         self._duplicates = 0
@@ -394,6 +396,8 @@ class KeyStream:
         while True:
             current = self._pass or self._start_pass()
             page = await current.next_page()
+            # Drift raised now names the page whose keys were not delivered yet.
+            self._stop_page = current.buffer.low if page is None else page.page_num
             self._take_notes(current)
             if page is not None:
                 return page
@@ -425,13 +429,23 @@ class KeyStream:
     async def _finish_pass(self) -> None:
         """End a pass; start a re-read if it drifted and repair is asked for.
 
-        The first pass asks for a re-read when it saw any drift; a re-read asks
-        for another when it found keys not delivered before, or saw a changed
-        count, a duplicate or keys past the end. A short page alone does not
-        count in a re-read: with a wrong but steady ``totalCount`` every pass
-        shows the same short pages.
+        The first pass asks for a re-read when it saw any drift. A re-read is
+        clean, and ends the listing, when it found no key not delivered before,
+        no duplicate, no keys past the end, and its pages reported either one
+        and the same ``totalCount`` or, page by page, the same counts as the
+        pass before it. The second test keeps a wrong but reproducible count
+        (short pages before the end, a count that differs page by page) from
+        forcing re-reads forever, while a list still changing shows up as
+        different counts.
         """
+        current = self._pass
+        assert current is not None
+        counts = current.plan.counts
         drifted = self._pass_drifted or self._pass_new > 0
+        steady = len(set(counts)) <= 1 or counts == self._previous_counts
+        if self._repairs > 0 and not steady:
+            drifted = True
+        self._previous_counts = counts
         await self._drop_pass()
         if self._spec.on_drift != "repair" or not drifted:
             raise StopAsyncIteration
@@ -467,7 +481,8 @@ class KeyStream:
                 plan.drift_kinds[self._notes_taken],
             )
             self._notes_taken += 1
-            if self._repairs == 0 or kind != "short":
+            # In a re-read, counts are compared with the previous pass instead.
+            if self._repairs == 0 or kind == "beyond":
                 self._note_drift(note)
 
     def _note_drift(self, note: str) -> None:
@@ -481,7 +496,7 @@ class KeyStream:
             _log.debug("listing %s drifted: %s", self._spec.label, note)
         if self._spec.on_drift == "raise":
             error = DriftError(f"listing {self._spec.label} drifted: {note}")
-            error.page_num = self._pass.buffer.low if self._pass else None
+            error.page_num = self._stop_page
             raise error
 
     def _budget(self) -> int | None:

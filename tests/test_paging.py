@@ -107,6 +107,13 @@ class TestPagePlan:
         assert not plan.may_request(6)
         assert plan.next_page == 2
 
+    def test_past_expected_end_reads_one_page_at_a_time(self) -> None:
+        """A full last expected page opens only the next page."""
+        plan = PagePlan(page_size=10)
+        plan.record(1, 10, 10)
+        assert plan.may_request(2)
+        assert not plan.may_request(3)
+
     def test_missing_count_reads_on(self) -> None:
         """No count: reading goes on speculatively until a short page."""
         plan = PagePlan(page_size=10)
