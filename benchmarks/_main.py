@@ -1,0 +1,80 @@
+"""``python -m benchmarks``: run every scenario, write the tables and the plot."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from ._config import FULL, QUICK
+from ._report import plot, to_markdown
+from ._scenarios import run_all
+
+__all__ = ["main"]
+
+_HERE = Path(__file__).resolve().parent
+
+_NOTES = (
+    "Simulator: `python -m aiokeys.testing` in its own process, one per scenario;"
+    " client and server share the machine's cores, not an event loop.",
+    "Each row: median of the runs shown, with the min-max spread; contenders"
+    " interleaved run by run; one discarded warm-up per simulator.",
+    "Wall times include creating the session or client and connecting.",
+    "Walk and gather are plain aiohttp with `response.json()` into dicts: they"
+    " decode less than aiokeys (no classes, no datetimes, no validation).",
+    "Gather lifts aiohttp's connector limit (100 by default) to be truly unbounded.",
+    "Ideal: latency x (1 + ceil((pages - 1) / concurrency)).",
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--quick",
+        "--smoke",
+        action="store_true",
+        help="run every scenario tiny (seconds): checks the scripts, measures nothing",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where results.md and results.png go (default: benchmarks/, or a"
+        " temporary directory with --quick)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also cProfile the decoder and one listing; appended to results.md",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks; print the report; return the exit status."""
+    args = _parser().parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    out: Path = args.out or (
+        Path(tempfile.mkdtemp(prefix="aiokeys-bench-")) if args.quick else _HERE
+    )
+    out.mkdir(parents=True, exist_ok=True)
+
+    results = run_all(settings, with_profile=args.profile)
+    results.notes.extend(_NOTES)
+    if settings.big_runs != settings.runs:
+        results.notes.append(
+            f"The walk over {max(settings.scaling_pages)} pages: {settings.big_runs}"
+            f" runs (about a minute each); memory: {settings.memory_runs} runs"
+            " (peak RSS barely varies)."
+        )
+    command = "python -m benchmarks" + (" --quick" if args.quick else "")
+    report = to_markdown(results, command=command)
+    (out / "results.md").write_text(report)
+    plot(results, out / "results.png")
+
+    print(report)
+    print(f"wrote {out / 'results.md'} and {out / 'results.png'}", file=sys.stderr)
+    return 0

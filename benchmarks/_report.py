@@ -1,0 +1,138 @@
+"""Writing a run down: ``results.md`` (the tables) and ``results.png`` (the plot)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+from importlib.metadata import version
+from itertools import groupby
+from pathlib import Path
+
+from ._results import Results, Row
+
+__all__ = ["machine", "plot", "to_markdown"]
+
+_VERSIONED = ("aiokeys", "aiohttp", "attrs", "cattrs", "orjson")
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    """One line naming the machine, the interpreter and the libraries measured."""
+    libs = ", ".join(f"{name} {version(name)}" for name in _VERSIONED)
+    return (
+        f"{os.cpu_count()} cores ({_cpu_model()}), {platform.system()},"
+        f" Python {platform.python_version()}; {libs}"
+    )
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "keys/s":
+        return f"{value:,.0f}"
+    if unit == "s":
+        return f"{value:.3f}"
+    return f"{value:.1f}"
+
+
+def _row(row: Row) -> str:
+    stats = row.stats
+    spread = (
+        "-"
+        if stats.runs == 1 and row.label.startswith("ideal")
+        else f"{_fmt(stats.low, row.unit)} - {_fmt(stats.high, row.unit)}"
+    )
+    return (
+        f"| {row.label} | {_fmt(stats.median, row.unit)} {row.unit} | {spread} "
+        f"| {stats.runs} | {row.compare} |"
+    )
+
+
+def _aims(results: Results) -> list[str]:
+    lines = ["## Aims", "", "| aim | measured | met |", "|---|---|---|"]
+    lines += [
+        f"| {a.aim} | {a.measured} | {'yes' if a.met else '**no**'} |"
+        for a in results.aims
+    ]
+    return [*lines, ""]
+
+
+def _sections(results: Results) -> list[str]:
+    lines: list[str] = []
+    # Sections numbered as in the plan, whatever order the scenarios ran in.
+    ordered = sorted(results.rows, key=lambda r: int(r.section.split(".", 1)[0]))
+    for section, rows in groupby(ordered, key=lambda r: r.section):
+        lines += [f"### {section}", ""]
+        lines += ["| contender | median | min - max | runs | compared |"]
+        lines += ["|---|---|---|---|---|"]
+        lines += [_row(row) for row in rows]
+        lines.append("")
+    return lines
+
+
+def to_markdown(results: Results, *, command: str) -> str:
+    """The whole report: how it was made, the aims, then one table per scenario."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# aiokeys benchmarks",
+        "",
+        f"`{command}` ({results.settings.name} settings), {stamp}, "
+        f"{results.elapsed / 60:.1f} min in all.",
+        "",
+        f"Machine: {machine()}.",
+        "",
+        *(f"- {note}" for note in results.notes),
+        "",
+        *_aims(results),
+        "## Scenarios",
+        "",
+        *_sections(results),
+    ]
+    if results.profile:
+        lines += ["## Profile", "", results.profile]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def plot(results: Results, path: Path) -> None:
+    """Wall time against pages, one line per contender, the ideal dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    for name, series in results.scaling.items():
+        pages = sorted(series)
+        medians = [series[p].median for p in pages]
+        errors = [
+            [series[p].median - series[p].low for p in pages],
+            [series[p].high - series[p].median for p in pages],
+        ]
+        ax.errorbar(pages, medians, yerr=errors, marker="o", capsize=3, label=name)
+    ideal_pages = sorted(results.ideal)
+    ax.plot(ideal_pages, [results.ideal[p] for p in ideal_pages], "k--", label="ideal")
+    settings = results.settings
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="pages",
+        ylabel="wall time (s), median and min-max",
+        title=(
+            f"Listing one org: {settings.page_size} keys a page, "
+            f"{settings.latency * 1000:g} ms a request, concurrency {settings.concurrency}"
+        ),
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
