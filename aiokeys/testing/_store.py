@@ -10,61 +10,31 @@ the handful of removals a drift test makes.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import random
-import string
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import attrs
 
 from aiokeys._errors import InvalidArgumentError
 
+from ._seed import fake_keys, iso
+
 __all__ = ["Group", "Org", "Store", "StoredKey", "dumps"]
 
-_ALNUM: Final = string.ascii_lowercase + string.digits
-_SECRET_ALPHABET: Final = string.ascii_letters + string.digits
-# bytes.translate tables: any random byte -> one character of the alphabet. The
-# slight modulo bias is irrelevant for simulated ids and much faster than choices().
-_ID_TABLE: Final = bytes(ord(_ALNUM[b % len(_ALNUM)]) for b in range(256))
-_SECRET_TABLE: Final = bytes(
-    ord(_SECRET_ALPHABET[b % len(_SECRET_ALPHABET)]) for b in range(256)
-)
 _HEX_TABLE: Final = bytes(ord("0123456789abcdef"[b % 16]) for b in range(256))
 
 _EPOCH: Final = datetime(2025, 3, 12, 9, 0, tzinfo=UTC)
 _SPAN_SECONDS: Final = 300 * 86400
-_ENVS: Final = ("prod", "staging", "dev", "test", "ci", "sandbox", "qa")
-_USES: Final = (
-    "embeddings",
-    "reranking",
-    "search",
-    "rag",
-    "chatbot",
-    "ingest",
-    "analytics",
-    "support-bot",
-)
-_CREATORS: Final = (
-    "Jane Roe",
-    "John Doe",
-    "Ana Lima",
-    "Kenji Sato",
-    "Priya Nair",
-    "Lars Berg",
-    "Amara Okafor",
-)
-_STATUSES: Final = ("ACTIVE",) * 46 + ("DISABLED", "DISABLED", "REVOKED", "EXPIRED")
 
 
 def dumps(value: Any) -> bytes:
     """Compact JSON bytes, the encoding used on the wire."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="microseconds")
 
 
 @attrs.define(eq=False, slots=True)
@@ -163,10 +133,13 @@ class Store:
             group_id=group_id,
             body=dumps(public),
         )
-        self.keys[stored.api_key_id] = stored
-        group.keys.append(stored)
-        self.orgs[group.org_id].keys.append(stored)
+        self._append(stored)
         return stored
+
+    def _append(self, stored: StoredKey) -> None:
+        self.keys[stored.api_key_id] = stored
+        self.groups[stored.group_id].keys.append(stored)
+        self.orgs[stored.org_id].keys.append(stored)
 
     def replace(self, stored: StoredKey, record: dict[str, Any]) -> None:
         """Rewrite a key's JSON in place (a rename); its position is kept."""
@@ -181,13 +154,6 @@ class Store:
         self.orgs[stored.org_id].keys.remove(stored)
         return True
 
-    def new_key_id(self, rng: random.Random) -> str:
-        """A fresh 24-char lowercase alphanumeric key id."""
-        while True:
-            candidate = rng.randbytes(24).translate(_ID_TABLE).decode()
-            if candidate not in self.keys:
-                return candidate
-
     def seed(
         self, org_id: str, count: int, groups: int | Sequence[str], seed: int | str
     ) -> list[dict[str, Any]]:
@@ -197,15 +163,29 @@ class Store:
             raise InvalidArgumentError(f"count must be >= 0, got {count!r}")
         group_ids = self._seed_groups(org, groups)
         rng = random.Random(f"{seed}:{org_id}:{len(org.keys)}")
-        step = 2.0 * _SPAN_SECONDS / max(count, 1)
+        with _gc_paused():
+            out = self._seed_into(org, group_ids, count, rng)
+        if out:
+            org.last_created = datetime.fromisoformat(out[-1]["createdAt"])
+        return out
+
+    def _seed_into(
+        self, org: Org, group_ids: Sequence[str], count: int, rng: random.Random
+    ) -> list[dict[str, Any]]:
+        org_id = org.org_id
         out: list[dict[str, Any]] = []
-        moment = org.last_created
-        for _ in range(count):
-            moment += timedelta(milliseconds=int(rng.random() * step * 1000) + 1)
-            record = self._fake_key(rng, rng.choice(group_ids), moment)
-            self.insert(record["groupId"], record)
+        for record, body in fake_keys(
+            rng, group_ids, org.last_created, count, self.keys, _SPAN_SECONDS
+        ):
+            self._append(
+                StoredKey(
+                    api_key_id=record["apiKeyId"],
+                    org_id=org_id,
+                    group_id=record["groupId"],
+                    body=body,
+                )
+            )
             out.append(record)
-        org.last_created = moment
         return out
 
     def seed_into_scope(
@@ -235,42 +215,38 @@ class Store:
             raise InvalidArgumentError("groups must name at least one project")
         return chosen
 
-    def _fake_key(
-        self, rng: random.Random, group_id: str, created: datetime
-    ) -> dict[str, Any]:
-        secret = "al-" + rng.randbytes(43).translate(_SECRET_TABLE).decode()
-        used = None
-        if rng.random() >= 0.25:
-            used = _iso(created + timedelta(seconds=int(rng.random() * 90 * 86400)))
-        return {
-            "apiKeyId": self.new_key_id(rng),
-            "cloud": "ANY",
-            "createdAt": _iso(created),
-            "createdBy": rng.choice(_CREATORS),
-            "endpoint": "ai.mongodb.com",
-            "geography": "ANY",
-            "groupId": group_id,
-            "lastUsedAt": used,
-            "maskedSecret": "al-****" + secret[-4:],
-            "name": f"{rng.choice(_ENVS)}-{rng.choice(_USES)}-{rng.randrange(1000):03d}",
-            "secret": secret,
-            "status": rng.choice(_STATUSES),
-        }
-
     def make_key(
         self, group_id: str, name: str, created: datetime, created_by: str
     ) -> dict[str, Any]:
         """A new key dict as a create answers it (with its secret), not yet stored."""
         rng = random.Random()
-        record = self._fake_key(rng, group_id, created)
+        record, _ = next(fake_keys(rng, [group_id], created, 1, self.keys, 1.0))
         record.update(
             name=name,
             createdBy=created_by,
             lastUsedAt=None,
             status="ACTIVE",
-            createdAt=_iso(created),
+            createdAt=iso(created),
         )
+        org = self.orgs[self.group(group_id).org_id]
+        org.last_created = max(org.last_created, created)
         return record
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic collector during a bulk load.
+
+    Seeding creates millions of small containers; the collector would rescan
+    them again and again while they are being made (about 40% of the time).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _check_hex_id(label: str, value: str) -> None:
