@@ -7,6 +7,7 @@ and reordered so that ``async for`` sees keys in server order.
 from __future__ import annotations
 
 from ._auth import Auth, BearerToken
+from ._bulk import BulkKeyStream, BulkProgress, OrgFailure
 from ._client import Client
 from ._digest import DigestAuth
 from ._env import EnvCredentials, auth_from_env
@@ -43,6 +44,8 @@ __all__ = [
     "BadRequestError",
     "BadRequestField",
     "BearerToken",
+    "BulkKeyStream",
+    "BulkProgress",
     "Client",
     "DigestAuth",
     "DriftError",
@@ -52,6 +55,7 @@ __all__ = [
     "Link",
     "MissingCredentialsError",
     "NotFoundError",
+    "OrgFailure",
     "Page",
     "PermissionDeniedError",
     "Progress",
