@@ -1,0 +1,247 @@
+"""Service accounts against the simulator: one token, renewal, retries, revocation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from yarl import URL
+
+from aiokeys import AuthenticationError, Client, RateLimitError, ServiceAccount
+from aiokeys._auth import AuthContext, BoundAuth
+from aiokeys._oauth import _OAuthMiddleware
+from aiokeys._retry import RetryPolicy
+from aiokeys.testing import FakeAtlas
+
+CID, SECRET = "mdb_sa_id_test", "mdb_sa_sk_5e8d0c7b"
+ACCEPT = {"Accept": "application/vnd.atlas.2025-03-12+json"}
+FAST = RetryPolicy(max_tries=3, base=0.01, cap=0.02)
+
+
+@pytest.fixture
+async def atlas() -> AsyncIterator[FakeAtlas]:
+    async with FakeAtlas() as atlas:
+        atlas.add_service_account(CID, SECRET)
+        yield atlas
+
+
+def _keys_url(atlas: FakeAtlas, org_id: str) -> URL:
+    return URL(atlas.url) / "api/atlas/v2/orgs" / org_id / "aiModelApiKeys"
+
+
+def _bind(
+    auth: ServiceAccount, session: aiohttp.ClientSession, base: str | URL
+) -> BoundAuth:
+    return auth.bind(AuthContext(session=session, base_url=URL(base), retry=FAST))
+
+
+def _token_posts(atlas: FakeAtlas) -> list[int]:
+    return [r.status for r in atlas.requests if r.path == "/api/oauth/token"]
+
+
+async def test_fifty_concurrent_first_requests_mint_one_token(atlas: FakeAtlas) -> None:
+    """Single flight: everyone waits for the one mint in progress."""
+    org_id = atlas.add_org()
+    url = _keys_url(atlas, org_id)
+    async with aiohttp.ClientSession(headers=ACCEPT) as session:
+        bound = _bind(ServiceAccount(CID, SECRET), session, atlas.url)
+
+        async def get() -> int:
+            async with session.get(url, middlewares=(bound,)) as response:
+                return response.status
+
+        statuses = await asyncio.gather(*(get() for _ in range(50)))
+
+    assert statuses == [200] * 50
+    assert atlas.tokens_minted == 1
+
+
+async def test_listing_forty_pages_mints_exactly_one_token(atlas: FakeAtlas) -> None:
+    """40 pages at concurrency 8 share one token."""
+    org_id = atlas.add_org()
+    atlas.seed_keys(org_id, 80, seed=7)
+    async with Client(
+        auth=ServiceAccount(CID, SECRET), base_url=atlas.url, concurrency=8
+    ) as client:
+        keys = [key async for key in client.org_keys(org_id, page_size=2)]
+
+    assert len(keys) == 80
+    assert atlas.tokens_minted == 1
+    assert all(r.auth_scheme == "Bearer" for r in atlas.requests if r.page_num)
+
+
+async def test_expiry_mid_listing_re_mints_exactly_once(atlas: FakeAtlas) -> None:
+    """Tokens die under a running listing: one new token, no error, no gap."""
+    org_id = atlas.add_org()
+    seeded = atlas.seed_keys(org_id, 80, seed=8)
+    seen: list[str | None] = []
+    async with Client(
+        auth=ServiceAccount(CID, SECRET), base_url=atlas.url, concurrency=8
+    ) as client:
+        async for key in client.org_keys(org_id, page_size=2):
+            seen.append(key.api_key_id)
+            if len(seen) == 20:
+                atlas.expire_tokens()
+
+    assert seen == [k["apiKeyId"] for k in seeded]
+    assert atlas.tokens_minted == 2
+    assert any(r.status == 401 for r in atlas.requests)
+
+
+@pytest.fixture
+async def refusing_server() -> AsyncIterator[tuple[URL, list[str]]]:
+    """A server that mints tokens but refuses every one of them with 401."""
+    seen: list[str] = []
+
+    async def token(_: web.Request) -> web.Response:
+        seen.append("mint")
+        return web.json_response({"access_token": f"t{len(seen)}", "expires_in": 3600})
+
+    async def page(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.json_response(
+            {"error": 401, "errorCode": "UNAUTHORIZED"}, status=401
+        )
+
+    app = web.Application()
+    app.router.add_post("/api/oauth/token", token)
+    app.router.add_get("/page", page)
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield URL(f"http://127.0.0.1:{server.port}"), seen
+
+
+async def test_a_second_401_is_let_through(
+    refusing_server: tuple[URL, list[str]],
+) -> None:
+    """Re-mint once and retry once; a token rejected again is returned as the 401."""
+    base, seen = refusing_server
+    async with aiohttp.ClientSession() as session:
+        bound = _bind(ServiceAccount(CID, SECRET), session, base)
+        async with session.get(base / "page", middlewares=(bound,)) as response:
+            assert response.status == 401
+            assert (await response.json())["errorCode"] == "UNAUTHORIZED"
+
+    assert seen == ["mint", "Bearer t1", "mint", "Bearer t3"]
+
+
+async def test_wrong_secret_fails_at_the_token_endpoint_without_retry(
+    atlas: FakeAtlas,
+) -> None:
+    """A refused client is final: one token request, an AuthenticationError."""
+    org_id = atlas.add_org()
+    async with Client(
+        auth=ServiceAccount(CID, "wrong"), base_url=atlas.url, retry=FAST
+    ) as client:
+        with pytest.raises(AuthenticationError) as info:
+            await client.org_keys_page(org_id)
+
+    assert "/api/oauth/token" in str(info.value)
+    assert _token_posts(atlas) == [401]
+    assert atlas.tokens_minted == 0
+
+
+async def test_token_endpoint_429_follows_the_retry_policy() -> None:
+    """An empty token bucket is retried max_tries times, then RateLimitError."""
+    async with FakeAtlas(token_rate_limit=1) as atlas:
+        atlas.add_service_account(CID, SECRET)
+        org_id = atlas.add_org()
+        async with aiohttp.ClientSession(headers=ACCEPT) as session:
+            first = _bind(ServiceAccount(CID, SECRET), session, atlas.url)
+            second = _bind(ServiceAccount(CID, SECRET), session, atlas.url)
+            async with session.get(
+                _keys_url(atlas, org_id), middlewares=(first,)
+            ) as ok:
+                assert ok.status == 200
+            with pytest.raises(RateLimitError) as info:
+                await session.get(_keys_url(atlas, org_id), middlewares=(second,))
+
+        assert info.value.retry_after is not None
+        assert _token_posts(atlas) == [200, 429, 429, 429]
+
+
+@pytest.fixture
+async def flaky_token_server() -> AsyncIterator[tuple[URL, list[str]]]:
+    """A token endpoint that answers 429, then 503, then a token."""
+    answers = [429, 503]
+    seen: list[str] = []
+
+    async def token(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        if answers:
+            status = answers.pop(0)
+            return web.json_response(
+                {"error": status, "errorCode": "X"},
+                status=status,
+                headers={"Retry-After": "0"},
+            )
+        return web.json_response({"access_token": "t1", "expires_in": 3600})
+
+    async def page(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/api/oauth/token", token)
+    app.router.add_get("/page", page)
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield URL(f"http://127.0.0.1:{server.port}"), seen
+
+
+async def test_token_endpoint_recovers_after_429_and_503(
+    flaky_token_server: tuple[URL, list[str]],
+) -> None:
+    """Transient token endpoint failures are retried; the request then goes out."""
+    base, seen = flaky_token_server
+    async with aiohttp.ClientSession() as session:
+        bound = _bind(ServiceAccount(CID, SECRET), session, base)
+        async with session.get(base / "page", middlewares=(bound,)) as response:
+            assert response.status == 200
+
+    assert seen == ["/api/oauth/token"] * 3 + ["Bearer t1"]
+
+
+async def test_revoke_on_close(atlas: FakeAtlas) -> None:
+    """Closing revokes the token; the old token is refused afterwards."""
+    org_id = atlas.add_org()
+    url = _keys_url(atlas, org_id)
+    async with aiohttp.ClientSession(headers=ACCEPT) as session:
+        bound = _bind(
+            ServiceAccount(CID, SECRET, revoke_on_close=True), session, atlas.url
+        )
+        async with session.get(url, middlewares=(bound,)) as response:
+            assert response.status == 200
+        assert isinstance(bound, _OAuthMiddleware)
+        assert bound.token is not None
+        token = bound.token.value
+
+        await bound.aclose()
+
+        headers = {"Authorization": f"Bearer {token}"}
+        async with session.get(url, headers=headers) as response:
+            assert response.status == 401
+    revokes = [r.status for r in atlas.requests if r.path == "/api/oauth/revoke"]
+    assert revokes == [200]
+
+
+async def test_no_revoke_by_default(atlas: FakeAtlas) -> None:
+    """Without revoke_on_close the token is left to expire."""
+    org_id = atlas.add_org()
+    async with Client(auth=ServiceAccount(CID, SECRET), base_url=atlas.url) as client:
+        await client.org_keys_page(org_id)
+
+    assert not [r for r in atlas.requests if r.path == "/api/oauth/revoke"]
+
+
+async def test_client_close_revokes(atlas: FakeAtlas) -> None:
+    """Client.aclose() reaches the credential's revocation before the session closes."""
+    org_id = atlas.add_org()
+    auth = ServiceAccount(CID, SECRET, revoke_on_close=True)
+    async with Client(auth=auth, base_url=atlas.url) as client:
+        await client.org_keys_page(org_id)
+
+    revokes = [r.status for r in atlas.requests if r.path == "/api/oauth/revoke"]
+    assert revokes == [200]
