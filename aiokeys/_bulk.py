@@ -344,7 +344,7 @@ class BulkKeyStream:
             self._totals.finish(listing.progress, failed=failed)
 
     def _leave_out(self, scope: Scope, exc: ApiError) -> None:
-        logger.warning(
+        logger.info(
             "%s %s left out of the export: %s %s",
             scope[0],
             scope[1],

@@ -453,7 +453,7 @@ def test_subprocess_export_against_the_standalone_simulator(
         env=_env(**{TOKEN_VAR: "cli-test-token"}), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert len(rows) == 180
     assert {r["orgId"] for r in rows} == set(orgs)
     assert "exported 180 keys of 3 orgs" in done.stderr
