@@ -16,11 +16,16 @@ Three budgets meet here:
   token bucket again;
 * an optional ``deadline`` (a :func:`time.monotonic` value) bounding the call,
   retries and waits included.
+
+aiohttp itself re-sends an idempotent request once, at once, when the connection
+breaks before any answer (RFC 9112 §9.3.1); that happens inside one attempt
+here, so a persistently resetting server sees up to ``2 * max_tries`` requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import time
@@ -384,7 +389,9 @@ def _describe(exc: BaseException) -> str:
         what = "server closed the connection"
     elif isinstance(exc, aiohttp.ClientPayloadError):
         what = "response body cut short"
-    elif isinstance(exc, ConnectionResetError):
+    elif isinstance(exc, ConnectionResetError) or (
+        isinstance(exc, OSError) and exc.errno == errno.ECONNRESET
+    ):
         what = "connection reset"
     else:
         what = "request failed"
