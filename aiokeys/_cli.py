@@ -47,7 +47,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TextIO
 
 from ._bulk import BulkKeyStream, Scope, open_bulk, validate_scopes
 from ._errors import (
@@ -272,11 +272,21 @@ def _add_demo(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.set_defaults(command=_run_demo)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(
+            EXIT_USAGE,
+            f"aiokeys: error: {message} (see {self.prog} --help)\n",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``aiokeys`` argument parser."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="aiokeys",
         description="List MongoDB Atlas AI model API keys, fast and in order.",
     )
@@ -434,6 +444,7 @@ def _make_client(args: argparse.Namespace) -> Client:
     from ._retry import RetryPolicy
 
     found = auth_from_env()
+    logger.debug("credentials from %s", ", ".join(found.variables))
     retry = (
         RetryPolicy()
         if args.max_tries is None
@@ -779,10 +790,7 @@ async def _demo_listing(
     """List every org through ``keys_for_orgs`` (``org_keys`` under it), timed."""
     sample: list[ApiKey] = []
     started = time.monotonic()
-    scopes: list[Scope] = [("org", org) for org in orgs]
-    stream = open_bulk(
-        client, scopes, page_size=args.page_size, on_error="raise", org_concurrency=None
-    )
+    stream = client.keys_for_orgs(orgs, page_size=args.page_size)
     async with stream:
         with _ProgressView(enabled=_wants_progress(args), orgs=len(orgs)) as view:
             async for _, key in stream:

@@ -307,7 +307,8 @@ async def test_usage_errors_exit_2_before_any_request(
     world.atlas.clear_requests()
     code, _, stderr = await _run(capsys, *argv)
     assert code == 2
-    assert stderr
+    [line] = stderr.strip().splitlines()
+    assert line.startswith("aiokeys: error: ")
     assert world.atlas.requests == []
 
 
@@ -362,6 +363,37 @@ async def test_api_errors_map_to_exit_codes(
     assert words in line
     assert "not-the-token" not in stderr
     assert world.token not in stderr
+
+
+async def test_unreachable_server_exits_6(
+    world: World, clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refused connection, once the retries run out, is "gave up" (6)."""
+    code, _, stderr = await _run(
+        capsys,
+        "list",
+        world.orgs[0],
+        "--base-url",
+        "http://127.0.0.1:1",
+        "--max-tries",
+        "1",
+    )
+    assert code == 6
+    assert len(stderr.strip().splitlines()) == 1
+
+
+async def test_unwritable_output_exits_1_naming_the_file(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An output in a missing directory: exit 1, the message names that path."""
+    out = tmp_path / "missing" / "keys.csv"
+    code, _, stderr = await _run(
+        capsys, "export", "--org", world.orgs[0], "--output", str(out)
+    )
+    assert code == 1
+    [line] = stderr.strip().splitlines()
+    assert str(out) in line
+    assert list(tmp_path.iterdir()) == []
 
 
 async def test_debug_adds_a_traceback(
@@ -457,6 +489,7 @@ def test_subprocess_export_against_the_standalone_simulator(
     assert len(rows) == 180
     assert {r["orgId"] for r in rows} == set(orgs)
     assert "exported 180 keys of 3 orgs" in done.stderr
+    assert "━" not in done.stderr  # no progress bar: stderr is not a terminal
 
 
 def test_subprocess_exit_code_passes_through(

@@ -135,3 +135,19 @@ def test_atomic_output_private_mode(tmp_path: Path) -> None:
     with atomic_output(target, private=True) as stream:
         stream.write("{}\n")
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+
+
+@pytest.mark.parametrize("where", ["missing/dir/keys.jsonl", "a-directory"])
+def test_atomic_output_failure_names_the_target(tmp_path: Path, where: str) -> None:
+    """Cannot create or cannot rename: the error names the target, nothing is left."""
+    (tmp_path / "a-directory").mkdir()
+    target = tmp_path / where
+
+    def write() -> None:
+        with atomic_output(target, private=False) as stream:
+            stream.write("x")
+
+    with pytest.raises(OSError, match=r"keys\.jsonl|a-directory") as info:
+        write()
+    assert info.value.filename == str(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-directory"]
