@@ -1,0 +1,204 @@
+"""Planted secrets: none may surface in a log record, exception, repr or CLI output.
+
+Every credential and every key carries a unique, greppable secret. The test
+drives listings through every kind of credential, through stale nonces, token
+expiry, revocation, retries and failures, with every logger at DEBUG, then
+searches everything a user could see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Awaitable
+from typing import Any
+
+import attrs
+import pytest
+
+import aiokeys
+from aiokeys import (
+    AiokeysError,
+    BearerToken,
+    Client,
+    DigestAuth,
+    RetryPolicy,
+    ServiceAccount,
+    auth_from_env,
+)
+from aiokeys._auth import AuthContext, BoundAuth
+from aiokeys._oauth import _OAuthMiddleware
+from aiokeys.testing import FakeAtlas, Fault
+
+PUB, PRIV = "PUBPLANTED", "PRIV-planted-7f3a1b"
+CID, CSECRET = "mdb_sa_id_planted", "CSECRET-planted-2d9e4c"
+TOKEN = "TOKEN-planted-8b6f0a"
+FAST = RetryPolicy(max_tries=2, base=0.01, cap=0.02)
+
+
+@attrs.define
+class Recording:
+    """An ``Auth`` that keeps what it bound, so the minted token can be planted too."""
+
+    inner: ServiceAccount
+    bound: list[BoundAuth] = attrs.field(factory=list)
+
+    def bind(self, context: AuthContext) -> BoundAuth:
+        bound = self.inner.bind(context)
+        self.bound.append(bound)
+        return bound
+
+
+@attrs.define
+class Evidence:
+    secrets: set[str] = attrs.field(factory=set)
+    texts: list[str] = attrs.field(factory=list)
+
+    def plant(self, *values: str) -> None:
+        self.secrets.update(values)
+
+    def exception(self, exc: BaseException) -> None:
+        self.texts += [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
+
+    async def expect_error(self, call: Awaitable[Any]) -> None:
+        with pytest.raises(AiokeysError) as info:
+            await call
+        self.exception(info.value)
+
+
+def _record_texts(records: list[logging.LogRecord]) -> list[str]:
+    formatter = logging.Formatter()
+    texts = []
+    for record in records:
+        texts += [record.getMessage(), repr(record.args), repr(record.msg)]
+        if record.exc_info:
+            texts.append(formatter.formatException(record.exc_info))
+        texts += [record.exc_text or "", record.stack_info or ""]
+    return texts
+
+
+def _basic(user: str, password: str) -> str:
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+async def _list(client: Client, org_id: str, evidence: Evidence) -> None:
+    stream = client.org_keys(org_id, page_size=3)
+    async with stream:
+        keys = [key async for key in stream]
+        evidence.texts += [repr(stream), repr(stream.progress)]
+    evidence.texts += [repr(keys), str(keys)]
+    assert keys
+
+
+async def _exercise(atlas: FakeAtlas, org_id: str, evidence: Evidence) -> None:
+    """Every credential, success and failure, with secrets flowing everywhere."""
+    url = atlas.url
+    atlas.add_fault(Fault(kind="status", status=503, page_num=2, times=1))
+    digest = DigestAuth(PUB, PRIV)
+    evidence.texts += [repr(digest), str(digest), repr(auth_from_env(_env(atlas)))]
+    async with Client(auth=digest, base_url=url, concurrency=8) as client:
+        evidence.texts.append(repr(client))
+        await _list(client, org_id, evidence)
+
+    recording = Recording(ServiceAccount(CID, CSECRET, revoke_on_close=True))
+    async with Client(auth=recording, base_url=url, concurrency=8) as client:
+        await _list(client, org_id, evidence)
+        atlas.expire_tokens()
+        await _list(client, org_id, evidence)
+        bound = recording.bound[0]
+        assert isinstance(bound, _OAuthMiddleware)
+        assert bound.token is not None
+        evidence.plant(bound.token.value)
+        evidence.texts += [repr(bound), repr(bound.token), repr(recording.inner)]
+
+    async with Client(auth=BearerToken(TOKEN), base_url=url) as client:
+        await _list(client, org_id, evidence)
+    await _failures(atlas, org_id, evidence)
+
+
+async def _failures(atlas: FakeAtlas, org_id: str, evidence: Evidence) -> None:
+    url = atlas.url
+    wrong: list[aiokeys.Auth] = [
+        DigestAuth(PUB, PRIV + "-wrong"),
+        ServiceAccount(CID, CSECRET + "-wrong"),
+        BearerToken(TOKEN + "-wrong"),
+    ]
+    evidence.plant(PRIV + "-wrong", CSECRET + "-wrong", TOKEN + "-wrong")
+    for auth in wrong:
+        async with Client(auth=auth, base_url=url, retry=FAST) as client:
+            await evidence.expect_error(_list(client, org_id, evidence))
+    denied = atlas.add_org()
+    atlas.deny(PUB, denied)
+    async with Client(auth=DigestAuth(PUB, PRIV), base_url=url, retry=FAST) as client:
+        await evidence.expect_error(client.org_keys_page(denied))
+    for build in (
+        lambda: DigestAuth(PUB, PRIV + "\n"),
+        lambda: ServiceAccount(CID + ":", CSECRET),
+        lambda: auth_from_env({"MONGODB_ATLAS_CLIENT_SECRET": CSECRET}),
+    ):
+        try:
+            build()
+        except AiokeysError as exc:
+            evidence.exception(exc)
+
+
+def _env(atlas: FakeAtlas, private: str = PRIV) -> dict[str, str]:
+    return {
+        "MONGODB_ATLAS_PUBLIC_API_KEY": PUB,
+        "MONGODB_ATLAS_PRIVATE_API_KEY": private,
+        "MONGODB_ATLAS_BASE_URL": atlas.url,
+    }
+
+
+async def _cli(atlas: FakeAtlas, org_id: str, evidence: Evidence) -> None:
+    """``aiokeys list --debug``, with good and with wrong credentials."""
+    for private in (PRIV, PRIV + "-wrong"):
+        env = {
+            **{
+                k: v for k, v in os.environ.items() if not k.startswith("MONGODB_ATLAS")
+            },
+            "MONGODB_ATLAS_PUBLIC_API_KEY": PUB,
+            "MONGODB_ATLAS_PRIVATE_API_KEY": private,
+            "MONGODB_ATLAS_BASE_URL": atlas.url,
+            "COLUMNS": "200",
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "aiokeys", "list", org_id, "--debug", "--page-size", "4",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        evidence.texts += [out.decode(), err.decode()]
+        assert process.returncode == (0 if private == PRIV else 3), err.decode()[-500:]
+
+
+async def test_no_planted_secret_surfaces(caplog: pytest.LogCaptureFixture) -> None:
+    """Logs (message, args, exc_info), exceptions, reprs and CLI output stay clean."""
+    caplog.set_level(logging.DEBUG)
+    evidence = Evidence()
+    evidence.plant(PRIV, CSECRET, TOKEN, _basic(CID, CSECRET))
+    async with FakeAtlas(nonce_max_uses=3) as atlas:
+        atlas.add_digest_user(PUB, PRIV)
+        atlas.add_service_account(CID, CSECRET)
+        atlas.add_bearer_token(TOKEN)
+        org_id = atlas.add_org()
+        seeded = atlas.seed_keys(org_id, 12, groups=2, seed=11)
+        evidence.plant(*(key["secret"] for key in seeded))
+
+        await _exercise(atlas, org_id, evidence)
+        await _cli(atlas, org_id, evidence)
+        evidence.texts += [repr(r) for r in atlas.requests]
+
+    records = caplog.records
+    assert any(
+        r.levelno == logging.DEBUG and r.name.startswith("aiokeys") for r in records
+    )
+    everything = "\n".join(evidence.texts + _record_texts(records))
+    leaked = sorted(secret for secret in evidence.secrets if secret in everything)
+    assert leaked == []
+    assert PUB in everything  # the search does see what it is given
