@@ -53,6 +53,7 @@ already have been delivered: resuming repeats them, so dedupe by
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -151,6 +152,8 @@ class _Pass:
         self._next = spec.start_page
         self._failed_at: int | None = None
         self._held_keys = 0
+        self._closed = False
+        self._wake = asyncio.Event()
 
     async def next_page(self) -> Page | None:
         """Return the next page to deliver, ``None`` at the end; raise its error."""
@@ -186,28 +189,49 @@ class _Pass:
             return True
         return wanted - self._held_keys - spec.page_size * len(self._tasks) > 0
 
+    def refill(self) -> None:
+        """Start what the window allows now that the consumer took a page."""
+        self._fill()
+
     def _fill(self) -> None:
         """Start every page request the bounds allow, in page order."""
-        while self._may_start(self._next):
+        while not self._closed and self._may_start(self._next):
             page_num = self._next
             coro = self._fetch(page_num, self._deadline_at, self._on_retry)
-            self._tasks[page_num] = self._spawn(
-                coro, f"aiokeys {self.spec.label} page {page_num}"
-            )
+            task = self._spawn(coro, f"aiokeys {self.spec.label} page {page_num}")
+            task.add_done_callback(functools.partial(self._on_done, page_num))
+            self._tasks[page_num] = task
             self._next += 1
 
+    def _on_done(self, page_num: int, task: asyncio.Task[Page]) -> None:
+        """A page landed: file it, start what the window now allows, wake the consumer.
+
+        Runs as a task callback, so the window refills while the consumer is
+        busy with earlier keys; it never goes past the window.
+        """
+        if self._closed or self._tasks.get(page_num) is not task:
+            return  # cancelled by us: past the end, or the pass is closing
+        del self._tasks[page_num]
+        self._land(page_num, task)
+        self._fill()
+        self._wake.set()
+
     async def _wait(self) -> None:
-        """Wait until at least one page lands (or the deadline passes)."""
-        timeout = None
-        if self._deadline_at is not None:
-            timeout = max(0.0, self._deadline_at - time.monotonic())
-        done, _ = await asyncio.wait(
-            self._tasks.values(), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if not done:
-            raise self._deadline_error()
-        for page_num in sorted(p for p, t in self._tasks.items() if t.done()):
-            self._land(page_num, self._tasks.pop(page_num))
+        """Wait until a page lands (or the listing's deadline passes)."""
+        self._wake.clear()
+        if self._deadline_at is None:
+            await self._wake.wait()
+            return
+        try:
+            async with asyncio.timeout_at(self._loop_deadline()):
+                await self._wake.wait()
+        except TimeoutError:
+            raise self._deadline_error() from None
+
+    def _loop_deadline(self) -> float:
+        assert self._deadline_at is not None
+        loop = asyncio.get_running_loop()
+        return loop.time() + max(0.0, self._deadline_at - time.monotonic())
 
     def _land(self, page_num: int, task: asyncio.Task[Page]) -> None:
         try:
@@ -263,6 +287,7 @@ class _Pass:
 
     async def aclose(self) -> None:
         """Cancel every page request of this pass and wait for them to end."""
+        self._closed = True
         tasks = list(self._tasks.values())
         self._tasks.clear()
         for task in tasks:
@@ -389,6 +414,8 @@ class KeyStream:
                     return key
             page = await self._next_page()
             self._current, self._index = page.items, 0
+            if self._pass is not None:
+                self._pass.refill()  # the window moved on by one page
         raise StopAsyncIteration
 
     async def _next_page(self) -> Page:
