@@ -22,7 +22,7 @@ from yarl import URL
 
 from ._auth import Auth, AuthContext, BoundAuth, validate_base_url
 from ._decode import decode_key, decode_page
-from ._errors import AiokeysError, InvalidArgumentError, UnexpectedResponseError
+from ._errors import AiokeysError, InvalidArgumentError
 from ._models import ApiKey, Page, make_converter
 from ._retry import RetryPolicy
 from ._stream import KeyStream, ListingSpec, OnDrift
@@ -412,13 +412,7 @@ class Client:
             on_retry=on_retry,
             deadline=deadline_at,
         )
-        try:
-            return decode_page(
-                self.converter, body, page_num=page_num, page_size=page_size
-            )
-        except UnexpectedResponseError as exc:
-            exc.page_num = page_num
-            raise
+        return decode_page(self.converter, body, page_num=page_num, page_size=page_size)
 
     async def get_org_key(self, org_id: str, api_key_id: str) -> ApiKey:
         """One key of an organization."""

@@ -146,6 +146,16 @@ def decode_page(
             list of keys, or ``totalCount``/``links`` have the wrong shape. The
             message names the page, and for a bad key its index and field.
     """
+    try:
+        return _decode_page(converter, body, page_num, page_size)
+    except UnexpectedResponseError as exc:
+        exc.page_num = page_num
+        raise
+
+
+def _decode_page(
+    converter: cattrs.Converter, body: Any, page_num: int, page_size: int
+) -> Page:
     if not isinstance(body, dict):
         raise UnexpectedResponseError(
             f"page {page_num}: body is a JSON {type(body).__name__}, not an object"
