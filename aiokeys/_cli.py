@@ -49,6 +49,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TextIO
 
+import attrs
+
 from ._bulk import BulkKeyStream, Scope, open_bulk, validate_scopes
 from ._errors import (
     AiokeysError,
@@ -62,7 +64,14 @@ from ._errors import (
     TransportError,
 )
 from ._models import ApiKey
-from ._output import FORMATS, Format, atomic_output, export_record, make_writer
+from ._output import (
+    FORMATS,
+    Format,
+    RecordWriter,
+    atomic_output,
+    export_record,
+    make_writer,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -263,6 +272,8 @@ def _add_demo(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         default=0.04,
         help="simulated latency per request in seconds (default 0.04)",
     )
+    add("--format", choices=FORMATS, help="with --output: jsonl, csv or json")
+    add("--output", type=Path, metavar="FILE", help="also export the keys to FILE")
     add(
         "--baseline",
         choices=("measure", "compute"),
@@ -772,16 +783,25 @@ async def _run_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@attrs.frozen(kw_only=True)
 class _Listed:
     """What the concurrent listing of the demo saw."""
 
-    def __init__(
-        self, *, keys: int, pages: int, elapsed: float, sample: list[ApiKey]
-    ) -> None:
-        self.keys = keys
-        self.pages = pages
-        self.elapsed = elapsed
-        self.sample = sample
+    keys: int
+    pages: int
+    elapsed: float
+    sample: list[ApiKey]
+
+
+@contextlib.contextmanager
+def _demo_output(args: argparse.Namespace) -> Iterator[RecordWriter | None]:
+    """The writer for ``demo --output`` (atomic, like ``export``), or ``None``."""
+    if args.output is None:
+        yield None
+        return
+    fmt = _pick_format(args.format, args.output)
+    with atomic_output(args.output, private=False) as out:
+        yield make_writer(fmt, out, include_secret=False)
 
 
 async def _demo_listing(
@@ -792,13 +812,20 @@ async def _demo_listing(
     started = time.monotonic()
     stream = client.keys_for_orgs(orgs, page_size=args.page_size)
     async with stream:
-        with _ProgressView(enabled=_wants_progress(args), orgs=len(orgs)) as view:
-            async for _, key in stream:
+        with (
+            _demo_output(args) as writer,
+            _ProgressView(enabled=_wants_progress(args), orgs=len(orgs)) as view,
+        ):
+            async for org_id, key in stream:
                 if len(sample) < 5:
                     sample.append(key)
+                if writer is not None:
+                    writer.write(export_record(org_id, key))
                 if view.due():
                     view.show_bulk(stream)
             view.show_bulk(stream)
+            if writer is not None:
+                writer.finish()
     p = stream.progress
     return _Listed(
         keys=p.keys_yielded,
@@ -854,3 +881,5 @@ def _demo_summary(
         how = f"computed: {pages} pages x {latency_ms:.0f} ms, a lower bound"
     ratio = f", {seconds / listed.elapsed:.1f}x longer" if listed.elapsed > 0 else ""
     console.print(f"a page-by-page walk: {seconds:.2f} s ({how}){ratio}")
+    if args.output is not None:
+        console.print(f"exported {_plural(listed.keys, 'key')} to {args.output}")

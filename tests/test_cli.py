@@ -432,6 +432,22 @@ async def test_demo_prints_its_summary(capsys: pytest.CaptureFixture[str]) -> No
     assert "measured: the same 6 pages" in stdout
 
 
+async def test_demo_can_export_what_it_lists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """demo --output writes every listed key, like export does."""
+    out = tmp_path / "demo.jsonl"
+    code, stdout, _ = await _run(
+        capsys, "demo", "--orgs", "3", "--keys", "7", "--latency", "0",
+        "--baseline", "compute", "--output", str(out),
+    )  # fmt: skip
+    assert code == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 21
+    assert len({r["orgId"] for r in records}) == 3
+    assert f"exported 21 keys to {out}" in stdout
+
+
 async def test_demo_can_compute_the_walk(capsys: pytest.CaptureFixture[str]) -> None:
     """--baseline compute says it is computed from the latency."""
     code, stdout, _ = await _run(
