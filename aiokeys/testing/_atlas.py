@@ -115,7 +115,7 @@ class FakeAtlas:
             build_app(self._state),
             access_log=None,
             handle_signals=False,
-            shutdown_timeout=1.0,
+            shutdown_timeout=0.25,
         )
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port)
