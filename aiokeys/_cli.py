@@ -228,6 +228,19 @@ def _add_export(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="a project id (repeat)",
     )
     add(
+        "--on-error",
+        choices=("raise", "skip", "collect"),
+        default="raise",
+        help="an org answering 403/404: end the export (raise), leave it out "
+        "(skip), or leave it out and report it (collect)",
+    )
+    _add_output_options(parser)
+    parser.set_defaults(command=_run_export)
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
         "--format",
         choices=FORMATS,
         help="jsonl, csv or json (default: from --output's suffix, else jsonl)",
@@ -236,22 +249,10 @@ def _add_export(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--output",
         type=Path,
         metavar="FILE",
-        help="write here (atomically) instead of stdout",
+        help="write here (atomically), not stdout",
     )
-    add(
-        "--include-secrets",
-        action="store_true",
-        help="also write each key's full secret",
-    )
-    add(
-        "--on-error",
-        choices=("raise", "skip", "collect"),
-        default="raise",
-        help="an org answering 403/404: end the export (raise), leave it out "
-        "(skip), or leave it out and report it (collect)",
-    )
+    add("--include-secrets", action="store_true", help="also write each key's secret")
     add("--quiet", action="store_true", help="no summary line on stderr")
-    parser.set_defaults(command=_run_export)
 
 
 def _add_demo(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -765,19 +766,16 @@ async def _run_demo(args: argparse.Namespace) -> int:
         orgs = [atlas.add_org() for _ in range(args.orgs)]
         for seed, org_id in enumerate(orgs, start=1):
             atlas.seed_keys(org_id, args.keys, groups=3, seed=seed)
-        client = Client(
-            auth=BearerToken(token),
+        auth = BearerToken(token)
+        async with Client(
+            auth=auth,
             base_url=atlas.url,
             api_version=args.api_version,
             concurrency=args.concurrency,
-        )
-        async with client:
+        ) as client:
             listed = await _demo_listing(client, orgs, args)
-            walk = (
-                await _demo_walk(client, orgs, args)
-                if args.baseline == "measure"
-                else None
-            )
+            measure = args.baseline == "measure"
+            walk = await _demo_walk(client, orgs, args) if measure else None
 
     _demo_summary(listed, walk, args)
     return EXIT_OK
