@@ -5,33 +5,42 @@ with the client id and secret, form ``grant_type=client_credentials``). Tokens
 last about an hour, cannot be refreshed, and the token endpoint is rate
 limited (about 50 a minute), so the bound middleware:
 
-* mints lazily and **single flight**: one :class:`asyncio.Lock` guards the
-  mint, and requests that queued behind it find the fresh token and go;
+* mints lazily and **single flight**: the first request that needs a token
+  starts one mint task, and every request that needs one meanwhile awaits
+  that same task, sharing its token or its error (a failed mint is not
+  repeated by each waiter in turn);
 * renews a little before ``expires_in`` runs out (:func:`renew_margin`), so a
   listing does not hit the boundary in the normal course;
-* answers a 401 by re-minting once (if no other request already replaced the
-  rejected token) and sending the request again; a second 401 is returned, and
-  the wire layer turns it into :class:`~aiokeys.AuthenticationError`;
-* retries the token endpoint's 429 and 5xx with the client's
-  :class:`~aiokeys.RetryPolicy`, through ``backoff``;
+* answers a 401 by re-minting once (unless another request already replaced
+  the rejected token) and sending the request again; a second 401 is
+  returned, and the wire layer turns it into :class:`~aiokeys.AuthenticationError`;
 * sends its own token and revoke requests with ``middlewares=()`` and no
   redirects, so they never pass through a credential middleware, its own
   included, and the client secret never leaves the base URL's origin.
+
+A 429 or 5xx from the token endpoint (or a network fault) is raised out of the
+middleware as :class:`~aiokeys.RateLimitError`, :class:`~aiokeys.ServerError`
+or :class:`~aiokeys.TransportError`, with the token endpoint's URL and
+``Retry-After``. The wire layer's ``backoff`` loop then retries the page
+request under the client's :class:`~aiokeys.RetryPolicy`, its 429 gate and the
+caller's deadline, and the retried request joins or starts the next mint.
+Retrying inside the middleware too would multiply the attempts: under the
+default policy, up to 5 token requests for each of 5 page attempts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 import aiohttp
 import attrs
-import backoff
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs
 from yarl import URL
 
@@ -44,14 +53,13 @@ from ._auth import (
 )
 from ._errors import (
     AiokeysError,
-    ApiError,
     InvalidArgumentError,
     RequestTimeoutError,
     TransportError,
     UnexpectedResponseError,
     error_from_response,
 )
-from ._retry import RetryPolicy, is_retryable, parse_retry_after
+from ._retry import parse_retry_after
 
 __all__ = ["ServiceAccount", "renew_margin"]
 
@@ -109,7 +117,6 @@ class ServiceAccount:
             session=context.session,
             origin=context.base_url.origin(),
             basic=_basic(self.client_id, self.client_secret),
-            retry=context.retry,
         )
         return _OAuthMiddleware(endpoint=endpoint, revoke_on_close=self.revoke_on_close)
 
@@ -132,7 +139,7 @@ class _OAuthMiddleware:
     endpoint: _TokenEndpoint
     revoke_on_close: bool
     token: _Token | None = None
-    lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, repr=False)
+    minting: asyncio.Task[_Token] | None = attrs.field(default=None, repr=False)
 
     async def __call__(
         self, request: ClientRequest, handler: ClientHandlerType
@@ -159,34 +166,55 @@ class _OAuthMiddleware:
         return await handler(request)
 
     async def _fresh_token(self) -> _Token:
-        """The current token, minting (once for all waiters) when it is due."""
+        """The current token, or the one being minted when it is missing or due."""
         token = self.token
         if token is not None and token.fresh():
             return token
-        async with self.lock:
-            token = self.token
-            if token is None or not token.fresh():
-                token = self.token = await self.endpoint.mint()
-            return token
+        return await self._mint_once()
 
     async def _replace(self, rejected: _Token) -> _Token:
         """A token other than ``rejected``, minting only if nobody did already."""
-        async with self.lock:
-            token = self.token
-            if token is None or token is rejected:
-                token = self.token = await self.endpoint.mint()
+        token = self.token
+        if token is not None and token is not rejected:
             return token
+        return await self._mint_once()
+
+    async def _mint_once(self) -> _Token:
+        """Join the mint in flight, or start one; shielded from our own cancellation.
+
+        A waiter that is cancelled (a listing closed early) leaves the mint
+        running for the others.
+        """
+        if self.minting is None:
+            self.minting = asyncio.ensure_future(self._mint())
+            self.minting.add_done_callback(_consume)
+        return await asyncio.shield(self.minting)
+
+    async def _mint(self) -> _Token:
+        try:
+            token = self.token = await self.endpoint.mint()
+            return token
+        finally:
+            self.minting = None
 
     async def aclose(self) -> None:
         """Revoke the token if asked to; never raises an aiokeys error."""
-        async with self.lock:
-            token, self.token = self.token, None
+        if self.minting is not None:
+            with contextlib.suppress(AiokeysError):
+                await asyncio.shield(self.minting)
+        token, self.token = self.token, None
         if token is None or not self.revoke_on_close:
             return
         try:
             await self.endpoint.revoke(token)
         except AiokeysError as exc:
             _log.warning("could not revoke the service account token: %s", exc)
+
+
+def _consume(task: asyncio.Task[_Token]) -> None:
+    """Mark a failed mint's error as seen, when every waiter was cancelled."""
+    if not task.cancelled():
+        task.exception()
 
 
 @attrs.frozen(kw_only=True)
@@ -196,10 +224,9 @@ class _TokenEndpoint:
     session: aiohttp.ClientSession = attrs.field(repr=False)
     origin: URL
     basic: str = attrs.field(repr=False)
-    retry: RetryPolicy
 
     async def mint(self) -> _Token:
-        """Ask for a new access token, retrying 429 and 5xx by the policy."""
+        """Ask for a new access token; one request, errors mapped, never retried here."""
         started = time.monotonic()
         body = await self._post(_TOKEN_PATH, {"grant_type": "client_credentials"})
         value, expires_in = _parse_token(body, url=self._url(_TOKEN_PATH))
@@ -209,7 +236,7 @@ class _TokenEndpoint:
         )
 
     async def revoke(self, token: _Token) -> None:
-        """Revoke ``token``, retrying 429 and 5xx by the policy."""
+        """Revoke ``token`` with one request."""
         form = {"token": token.value, "token_type_hint": "access_token"}
         await self._post(_REVOKE_PATH, form)
         _log.debug("revoked the service account token")
@@ -218,20 +245,6 @@ class _TokenEndpoint:
         return str(self.origin.with_path(path))
 
     async def _post(self, path: str, form: Mapping[str, str]) -> bytes:
-        retrying = backoff.on_exception(
-            self.retry.waits,
-            (ApiError, TransportError),
-            max_tries=self.retry.max_tries,
-            max_time=self.retry.max_time,
-            jitter=None,
-            giveup=_give_up,
-            logger=None,
-            on_backoff=_log_backoff,
-        )
-        result: bytes = await retrying(self._post_once)(path, form)
-        return result
-
-    async def _post_once(self, path: str, form: Mapping[str, str]) -> bytes:
         url = self._url(path)
         try:
             async with self.session.post(
@@ -270,19 +283,6 @@ def _basic(client_id: str, client_secret: str) -> str:
     """
     pair = f"{client_id}:{client_secret}".encode()
     return "Basic " + base64.b64encode(pair).decode("ascii")
-
-
-def _give_up(exc: Exception) -> bool:
-    return not is_retryable(exc)
-
-
-def _log_backoff(details: Any) -> None:
-    _log.info(
-        "service account token endpoint failed (%s); retry %d in %.1f s",
-        type(details.get("exception")).__name__,
-        details["tries"],
-        details["wait"],
-    )
 
 
 def _without_secrets(body: bytes) -> bytes:

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
+import attrs
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
-from aiokeys import AuthenticationError, Client, RateLimitError, ServiceAccount
+from aiokeys import (
+    AuthenticationError,
+    Client,
+    RateLimitError,
+    ServerError,
+    ServiceAccount,
+)
 from aiokeys._auth import AuthContext, BoundAuth
 from aiokeys._oauth import _OAuthMiddleware
 from aiokeys._retry import RetryPolicy
@@ -20,6 +28,7 @@ from aiokeys.testing import FakeAtlas
 CID, SECRET = "mdb_sa_id_test", "mdb_sa_sk_5e8d0c7b"
 ACCEPT = {"Accept": "application/vnd.atlas.2025-03-12+json"}
 FAST = RetryPolicy(max_tries=3, base=0.01, cap=0.02)
+ORG = "0123456789abcdef01234567"
 
 
 @pytest.fixture
@@ -149,59 +158,140 @@ async def test_token_endpoint_429_follows_the_retry_policy() -> None:
     async with FakeAtlas(token_rate_limit=1) as atlas:
         atlas.add_service_account(CID, SECRET)
         org_id = atlas.add_org()
-        async with aiohttp.ClientSession(headers=ACCEPT) as session:
-            first = _bind(ServiceAccount(CID, SECRET), session, atlas.url)
-            second = _bind(ServiceAccount(CID, SECRET), session, atlas.url)
-            async with session.get(
-                _keys_url(atlas, org_id), middlewares=(first,)
-            ) as ok:
-                assert ok.status == 200
+        async with Client(
+            auth=ServiceAccount(CID, SECRET), base_url=atlas.url
+        ) as first:
+            await first.org_keys_page(org_id)
+        async with Client(
+            auth=ServiceAccount(CID, SECRET), base_url=atlas.url, retry=FAST
+        ) as second:
             with pytest.raises(RateLimitError) as info:
-                await session.get(_keys_url(atlas, org_id), middlewares=(second,))
+                await second.org_keys_page(org_id)
 
         assert info.value.retry_after is not None
+        assert "/api/oauth/token" in info.value.url
         assert _token_posts(atlas) == [200, 429, 429, 429]
 
 
-@pytest.fixture
-async def flaky_token_server() -> AsyncIterator[tuple[URL, list[str]]]:
-    """A token endpoint that answers 429, then 503, then a token."""
-    answers = [429, 503]
-    seen: list[str] = []
+@attrs.define
+class TokenScript:
+    """What the scripted token endpoint answers, and what reached the server."""
 
-    async def token(request: web.Request) -> web.Response:
-        seen.append(request.path)
-        if answers:
-            status = answers.pop(0)
-            return web.json_response(
-                {"error": status, "errorCode": "X"},
-                status=status,
-                headers={"Retry-After": "0"},
-            )
-        return web.json_response({"access_token": "t1", "expires_in": 3600})
+    statuses: list[int] = attrs.field(factory=list)
+    delay: float = 0.0
+    seen: list[str] = attrs.field(factory=list)
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[tuple[URL, TokenScript]]:
+    """A token endpoint answering the scripted statuses first, then tokens."""
+    script = TokenScript()
+
+    async def token(_: web.Request) -> web.Response:
+        script.seen.append("token")
+        await asyncio.sleep(script.delay)
+        if script.statuses:
+            status = script.statuses.pop(0)
+            body = {"error": status, "errorCode": "X"}
+            headers = {"Retry-After": "0"}
+            return web.json_response(body, status=status, headers=headers)
+        return web.json_response(
+            {"access_token": f"t{len(script.seen)}", "expires_in": 3600}
+        )
 
     async def page(request: web.Request) -> web.Response:
-        seen.append(request.headers.get("Authorization", ""))
-        return web.Response(text="ok")
+        script.seen.append(request.headers.get("Authorization", ""))
+        return web.json_response({"results": [], "links": [], "totalCount": 0})
 
     app = web.Application()
     app.router.add_post("/api/oauth/token", token)
-    app.router.add_get("/page", page)
+    app.router.add_get("/api/atlas/v2/orgs/{org}/aiModelApiKeys", page)
     async with TestServer(app, host="127.0.0.1") as server:
-        yield URL(f"http://127.0.0.1:{server.port}"), seen
+        yield URL(f"http://127.0.0.1:{server.port}"), script
 
 
 async def test_token_endpoint_recovers_after_429_and_503(
-    flaky_token_server: tuple[URL, list[str]],
+    scripted: tuple[URL, TokenScript],
 ) -> None:
-    """Transient token endpoint failures are retried; the request then goes out."""
-    base, seen = flaky_token_server
+    """Transient token endpoint failures are retried by the policy; the page then loads."""
+    base, script = scripted
+    script.statuses = [429, 503]
+    async with Client(
+        auth=ServiceAccount(CID, SECRET), base_url=str(base), retry=FAST
+    ) as client:
+        page = await client.org_keys_page(ORG)
+
+    assert page.items == ()
+    assert script.seen == ["token"] * 3 + ["Bearer t3"]
+
+
+async def test_a_failed_mint_is_shared_not_repeated(
+    scripted: tuple[URL, TokenScript],
+) -> None:
+    """Eight requests waiting on one failing mint all get its error: one token request."""
+    base, script = scripted
+    script.statuses, script.delay = [503], 0.05
     async with aiohttp.ClientSession() as session:
         bound = _bind(ServiceAccount(CID, SECRET), session, base)
-        async with session.get(base / "page", middlewares=(bound,)) as response:
+
+        async def get() -> int:
+            async with session.get(
+                base / "api/atlas/v2/orgs" / ORG / "aiModelApiKeys",
+                middlewares=(bound,),
+            ) as r:
+                return r.status
+
+        results = await asyncio.gather(
+            *(get() for _ in range(8)), return_exceptions=True
+        )
+
+    assert all(isinstance(r, ServerError) for r in results), results
+    assert script.seen == ["token"]
+
+
+async def test_a_cancelled_waiter_leaves_the_mint_to_the_others(
+    scripted: tuple[URL, TokenScript],
+) -> None:
+    """The first request is cancelled mid-mint; the second still gets that token."""
+    base, script = scripted
+    script.delay = 0.2
+    url = base / "api/atlas/v2/orgs" / ORG / "aiModelApiKeys"
+    async with aiohttp.ClientSession() as session:
+        bound = _bind(ServiceAccount(CID, SECRET), session, base)
+
+        async def get() -> int:
+            async with session.get(url, middlewares=(bound,)) as response:
+                return response.status
+
+        first = asyncio.ensure_future(get())
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(get())
+        await asyncio.sleep(0.05)
+        first.cancel()
+        assert await second == 200
+        assert first.cancelled()
+
+    assert script.seen == ["token", "Bearer t1"]
+
+
+async def test_a_token_is_renewed_before_it_is_due(atlas: FakeAtlas) -> None:
+    """Past its renewal time a token is replaced before use, without a 401 first."""
+    org_id = atlas.add_org()
+    url = _keys_url(atlas, org_id)
+    async with aiohttp.ClientSession(headers=ACCEPT) as session:
+        bound = _bind(ServiceAccount(CID, SECRET), session, atlas.url)
+        assert isinstance(bound, _OAuthMiddleware)
+        async with session.get(url, middlewares=(bound,)) as response:
+            assert response.status == 200
+        assert bound.token is not None
+        # Minted for an hour: renewed a minute early (loose bounds, no timing).
+        assert 3400 < bound.token.renew_at - time.monotonic() <= 3540
+        bound.token = attrs.evolve(bound.token, renew_at=time.monotonic() - 1)
+        async with session.get(url, middlewares=(bound,)) as response:
             assert response.status == 200
 
-    assert seen == ["/api/oauth/token"] * 3 + ["Bearer t1"]
+    assert atlas.tokens_minted == 2
+    assert [r.status for r in atlas.requests if r.page_num] == [200, 200]
 
 
 async def test_revoke_on_close(atlas: FakeAtlas) -> None:
