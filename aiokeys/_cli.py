@@ -160,18 +160,21 @@ def _shared_options() -> argparse.ArgumentParser:
     )
     shared.add_argument(
         "--concurrency",
+        metavar="N",
         type=_int_in(1, 64),
         default=8,
         help="requests in flight at once, over all orgs (default 8)",
     )
     shared.add_argument(
         "--page-size",
+        metavar="N",
         type=_int_in(1, 500),
         default=100,
         help="keys per page, 1..500 (default 100)",
     )
     shared.add_argument(
         "--api-version",
+        metavar="VERSION",
         default=DEFAULT_API_VERSION,
         help=f"Atlas API version for the Accept header (default {DEFAULT_API_VERSION})",
     )
@@ -187,10 +190,12 @@ def _connection_options() -> argparse.ArgumentParser:
     connection = argparse.ArgumentParser(add_help=False)
     connection.add_argument(
         "--base-url",
+        metavar="URL",
         help="Atlas origin (default: $MONGODB_ATLAS_BASE_URL, else https://cloud.mongodb.com)",
     )
     connection.add_argument(
         "--max-tries",
+        metavar="N",
         type=_int_in(1, 20),
         default=None,
         help="attempts per request, the first included (default 5)",
@@ -260,15 +265,23 @@ def _add_demo(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         "demo", parents=parents, help="list keys from the embedded Atlas simulator"
     )
     add = parser.add_argument
-    add("--orgs", type=_int_in(1, 50), default=4, help="orgs to simulate (default 4)")
+    add(
+        "--orgs",
+        type=_int_in(1, 50),
+        default=4,
+        metavar="N",
+        help="orgs to simulate (default 4)",
+    )
     add(
         "--keys",
+        metavar="N",
         type=_int_in(0, 100_000),
         default=1250,
         help="keys per org (default 1250)",
     )
     add(
         "--latency",
+        metavar="SECONDS",
         type=_seconds,
         default=0.04,
         help="simulated latency per request in seconds (default 0.04)",
