@@ -13,6 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.client_middleware_digest_auth import parse_header_pairs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiokeys.testing import FakeAtlas
 
@@ -509,3 +511,60 @@ async def _run(*argv: str) -> str:
     out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 0, err.decode()
     return out.decode()
+
+
+async def test_concurrent_digest_requests_all_pass() -> None:
+    """Nonce counts racing out of order on the wire are not taken for replays."""
+    async with FakeAtlas() as atlas:
+        atlas.add_digest_user(PUB, PRIV)
+        url = atlas.url + _keys_path(atlas.add_org())
+        middleware = aiohttp.DigestAuthMiddleware(PUB, PRIV)
+        async with aiohttp.ClientSession(middlewares=(middleware,)) as http:
+
+            async def one() -> int:
+                async with http.get(url, headers={"Accept": GA}) as resp:
+                    return resp.status
+
+            await one()
+            statuses = await asyncio.gather(*(one() for _ in range(12)))
+    assert statuses == [200] * 12
+
+
+_CREDENTIAL = st.text(
+    alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=20
+)
+
+
+@settings(max_examples=15, deadline=None)
+@given(public_key=_CREDENTIAL.filter(lambda s: ":" not in s), private_key=_CREDENTIAL)
+def test_digest_accepts_any_printable_credentials(
+    public_key: str, private_key: str
+) -> None:
+    """Quotes, backslashes and commas in credentials survive the handshake."""
+
+    async def scenario() -> int:
+        async with FakeAtlas() as atlas:
+            atlas.add_digest_user(public_key, private_key)
+            url = atlas.url + _keys_path(atlas.add_org())
+            middleware = aiohttp.DigestAuthMiddleware(public_key, private_key)
+            async with (
+                aiohttp.ClientSession(middlewares=(middleware,)) as http,
+                http.get(url, headers={"Accept": GA}) as resp,
+            ):
+                return resp.status
+
+    assert asyncio.run(scenario()) == 200
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"digest_algorithms": ("SHA-512",)}, "digest algorithm"),
+        ({"latency": -1.0}, "latency"),
+        ({"token_lifetime": 0}, "token_lifetime"),
+    ],
+)
+def test_constructor_validation(kwargs: dict[str, Any], match: str) -> None:
+    """Impossible settings are refused when the simulator is built."""
+    with pytest.raises(ValueError, match=match):
+        FakeAtlas(**kwargs)

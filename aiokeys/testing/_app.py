@@ -93,7 +93,8 @@ class _Pipeline:
         self, request: web.Request, renderer: Renderer
     ) -> web.StreamResponse:
         principal, refusal = self._authenticate(request, renderer)
-        if refusal is not None:
+        if principal is None:
+            assert refusal is not None
             return refusal
         version, refusal = self._version(request, renderer)
         if refusal is not None:
@@ -101,26 +102,13 @@ class _Pipeline:
         renderer = attrs.evolve(
             renderer, content_type=f"application/vnd.atlas.{version}+json"
         )
-        route = _routes.match_route(request.path)
+        route, refusal = _match(request, renderer)
         if route is None:
-            return renderer.error(
-                error_body(
-                    404, "RESOURCE_NOT_FOUND", f"Cannot find resource {request.path}"
-                )
-            )
-        if request.method not in _routes.allowed_methods(route):
-            return renderer.error(
-                error_body(
-                    405,
-                    None,
-                    f"Method {request.method} is not allowed on this resource.",
-                )
-            )
-        site = _site(request, route)
-        assert principal is not None
+            assert refusal is not None
+            return refusal
         return await self._with_faults(
             request,
-            site,
+            _site(request, route),
             renderer,
             lambda: self._operate(request, route, principal, renderer),
         )
@@ -329,6 +317,20 @@ class _Pipeline:
             renderer,
             lambda: _oauth_http.answer(request, self.state, renderer),
         )
+
+
+def _match(
+    request: web.Request, renderer: Renderer
+) -> tuple[_routes.Route | None, web.Response | None]:
+    """The operation a request names, or the 404/405 answer."""
+    route = _routes.match_route(request.path)
+    if route is None:
+        detail = f"Cannot find resource {request.path}"
+        return None, renderer.error(error_body(404, "RESOURCE_NOT_FOUND", detail))
+    if request.method not in _routes.allowed_methods(route):
+        detail = f"Method {request.method} is not allowed on this resource."
+        return None, renderer.error(error_body(405, None, detail))
+    return route, None
 
 
 def requested_version(accept: str) -> str | None:

@@ -39,7 +39,7 @@ class LoggedRequest:
 
     method: str
     path: str
-    query: Mapping[str, str]
+    query: dict[str, str]
     auth_scheme: str | None
     status: int
     time: float

@@ -1,0 +1,162 @@
+"""The simulator's pure pieces: parsers, token bucket, seeding template, log helpers."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aiokeys.testing import RateLimit
+from aiokeys.testing._app import requested_version
+from aiokeys.testing._digest import parse_digest
+from aiokeys.testing._log import redact_query, scheme_of
+from aiokeys.testing._ratelimit import TokenBucket
+from aiokeys.testing._routes import page_params
+from aiokeys.testing._seed import fake_keys
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_bucket_takes_refills_and_caps() -> None:
+    """Capacity bounds bursts; refill is pro rata; the wait is exact."""
+    clock = _Clock()
+    bucket = TokenBucket(
+        limit=RateLimit(capacity=3, refill=6, period=60.0), clock=clock
+    )
+    assert [bucket.take() for _ in range(3)] == [None, None, None]
+    assert bucket.take() == pytest.approx(10.0)
+    clock.now += 5.0
+    assert bucket.remaining == 0
+    clock.now += 5.0
+    assert bucket.take() is None
+    clock.now += 10_000
+    bucket.take()
+    assert bucket.remaining == 2
+
+
+@pytest.mark.parametrize("field", ["capacity", "refill", "period"])
+def test_rate_limit_must_be_positive(field: str) -> None:
+    """A zero capacity, refill or period is refused, naming the field."""
+    with pytest.raises(ValueError, match=field):
+        RateLimit(**{field: 0})
+
+
+@pytest.mark.parametrize(
+    ("accept", "version"),
+    [
+        ("application/vnd.atlas.2025-03-12+json", "2025-03-12"),
+        ("application/vnd.atlas.preview+json", "preview"),
+        ("text/html, application/vnd.atlas.2025-03-12+json;q=0.9", "2025-03-12"),
+        ("APPLICATION/VND.ATLAS.PREVIEW+JSON", "preview"),
+        ("application/json", None),
+        ("", None),
+    ],
+)
+def test_requested_version(accept: str, version: str | None) -> None:
+    """The version is read from the first versioned Atlas media type."""
+    assert requested_version(accept) == version
+
+
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["username", "realm", "nonce", "uri", "cnonce", "opaque"]),
+        st.text(
+            alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30
+        ),
+    )
+)
+def test_parse_digest_round_trips_quoted_values(params: dict[str, str]) -> None:
+    """Quoted-string values with quotes and backslashes parse back exactly."""
+    quoted = ", ".join(
+        f'{name}="{value.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for name, value in params.items()
+    )
+    assert parse_digest(f"Digest {quoted}, nc=00000001, qop=auth") == {
+        **params,
+        "nc": "00000001",
+        "qop": "auth",
+    }
+
+
+def test_parse_digest_refuses_other_schemes() -> None:
+    """Only the Digest scheme is parsed."""
+    assert parse_digest("Basic dXNlcjpwYXNz") is None
+
+
+@given(
+    size=st.one_of(st.none(), st.integers(-5, 600).map(str), st.text(max_size=4)),
+    page=st.one_of(st.none(), st.integers(-5, 10**6).map(str), st.text(max_size=4)),
+)
+def test_page_params_accept_exactly_the_documented_ranges(
+    size: str | None, page: str | None
+) -> None:
+    """itemsPerPage in 1..500, pageNum >= 1, defaults 100 and 1; all else named."""
+    query = {
+        name: value
+        for name, value in (("itemsPerPage", size), ("pageNum", page))
+        if value is not None
+    }
+    page_num, per_page, bad = page_params(query)
+    named = {field for field, _ in bad}
+
+    def valid(raw: str | None, low: int, high: int | None) -> bool:
+        if raw is None:
+            return True
+        try:
+            value = int(raw)
+        except ValueError:
+            return False
+        return (
+            raw.strip() == raw
+            and "_" not in raw
+            and low <= value
+            and (high is None or value <= high)
+        )
+
+    assert ("itemsPerPage" not in named) == valid(size, 1, 500)
+    assert ("pageNum" not in named) == valid(page, 1, None)
+    assert per_page == (
+        int(size) if size is not None and "itemsPerPage" not in named else 100
+    )
+    assert page_num == (int(page) if page is not None and "pageNum" not in named else 1)
+
+
+def test_template_json_equals_json_dumps() -> None:
+    """The hand-written JSON of seeded keys is exactly json.dumps of the key."""
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    for record, body in fake_keys(
+        random.Random(4), ["a" * 24, "b" * 24], start, 2000, set(), 86400.0
+    ):
+        public = {name: value for name, value in record.items() if name != "secret"}
+        assert body == json.dumps(public, separators=(",", ":")).encode()
+        assert (
+            datetime.fromisoformat(record["createdAt"]).isoformat(
+                timespec="microseconds"
+            )
+            == record["createdAt"]
+        )
+
+
+def test_scheme_and_redaction() -> None:
+    """The log keeps a scheme name and blanks credential-like query values."""
+    assert [scheme_of(v) for v in ("Digest x", "bearer y", "Basic z", None, "")] == [
+        "Digest",
+        "Bearer",
+        "Basic",
+        None,
+        None,
+    ]
+    assert redact_query({"token": "t", "pageNum": "2"}) == {
+        "token": "***",
+        "pageNum": "2",
+    }
