@@ -25,8 +25,8 @@ wraps it with three things, each for a gap found in its source:
    mapping.
 3. **Stale re-sends.** The inner middleware retries a request once. That is
    enough against a server that gives every challenge a fresh nonce (the
-   simulator does): the retry is signed with the nonce its own 401 carried
-   before any other request can use it. It is not enough against a server that
+   simulator does): the retry is signed with the nonce its own 401 carried,
+   at once, and so is nearly always that nonce's first use. It is not enough against a server that
    hands the same current nonce to every challenge until that nonce is used
    up: the retries of all the requests in flight then race for its few uses,
    and the losers meet ``stale=true`` again. Measured with such a server at
@@ -44,13 +44,24 @@ wraps it with three things, each for a gap found in its source:
    its 401 is returned. A server that answers ``stale=true`` forever costs at
    most ``2 * (1 + _FREE_RESENDS + _LANE_RESENDS)`` requests per page.
 
-Nonce counts need no composition. The inner middleware counts per nonce and
-its signing does not yield to the event loop for ``qop=auth``, so concurrent
-requests get distinct counts; they may reach the server out of order, which
-RFC 7616 servers accept (they reject a count seen before, not a smaller one).
+Nonce counts need no composition in the common case. The inner middleware
+counts the uses of its current nonce, and its signing does not yield to the
+event loop for ``qop=auth``, so concurrent requests get distinct counts; they may reach the server out of order, which
+RFC 7616 servers accept (they refuse a count seen before, not a smaller one).
 A server that insists on strictly rising counts answers the late one with a
-401; it is re-sent if that 401 says ``stale=true``, else the inner retry signs
-it afresh.
+401; it is re-sent if that 401 says ``stale=true``, else the inner retry
+signs it afresh.
+
+XXX: the inner middleware keeps one count, for the last nonce it adopted, and
+starts again at 1 when a challenge brings another nonce. If a server hands one
+nonce to several challenges and their 401s are read out of order, it can go
+back to a nonce it had counted past and send a count again. A server that
+shares nonces only until they are used up (the ``shared`` server of
+``tests/test_auth_digest.py``) then answers ``stale=true``, since the old nonce
+is worn, and the request is re-sent; one that keeps an old nonce valid after
+issuing a newer one and refuses the replay with a plain 401 would make that
+request fail. Fixing it means counting per nonce, inside the digest code
+itself; ``test_no_nonce_count_is_sent_twice`` pins the fresh-nonce case.
 
 The URI signed is the request's encoded path with its query string, as sent,
 so listings with ``pageNum`` and ``itemsPerPage`` verify.
