@@ -79,6 +79,39 @@ def _check_id(name: str, value: object, pattern: re.Pattern[str] = _SCOPE_ID) ->
     return value
 
 
+def _check_options(
+    *,
+    auth: object,
+    api_version: object,
+    retry: object,
+    session: object,
+    timeout: object,
+) -> float | None:
+    """Check the constructor's non-numeric options; return the timeout in seconds."""
+    if not callable(getattr(auth, "bind", None)):
+        # Only the type: a token passed here by mistake must not be echoed.
+        raise InvalidArgumentError(
+            f"auth must be an aiokeys credential such as BearerToken, "
+            f"got a {type(auth).__name__}"
+        )
+    if not isinstance(api_version, str) or not _API_VERSION.fullmatch(api_version):
+        raise InvalidArgumentError(
+            f"api_version must look like 2025-03-12 or preview, got {api_version!r}"
+        )
+    if not isinstance(retry, RetryPolicy):
+        raise InvalidArgumentError(f"retry must be a RetryPolicy, got {retry!r}")
+    if session is not None and not isinstance(session, aiohttp.ClientSession):
+        raise InvalidArgumentError(
+            f"session must be an aiohttp.ClientSession, got a {type(session).__name__}"
+        )
+    seconds = _check_seconds("timeout", timeout)
+    if session is not None and seconds is not None:
+        raise InvalidArgumentError(
+            "timeout applies to the client's own session; set it on the given session"
+        )
+    return seconds
+
+
 class Client:
     """An async client for the Atlas AI model API keys endpoints.
 
@@ -123,32 +156,20 @@ class Client:
         timeout: float | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
-        if not callable(getattr(auth, "bind", None)):
-            raise InvalidArgumentError(
-                f"auth must be an aiokeys credential, got {auth!r}"
-            )
         self._base_url = validate_base_url(
             base_url, allow_insecure_http=allow_insecure_http
         )
-        if not isinstance(api_version, str) or not _API_VERSION.fullmatch(api_version):
-            raise InvalidArgumentError(
-                f"api_version must look like 2025-03-12 or preview, got {api_version!r}"
-            )
+        self._timeout = _check_options(
+            auth=auth,
+            api_version=api_version,
+            retry=retry,
+            session=session,
+            timeout=timeout,
+        )
         self.concurrency = _check_int("concurrency", concurrency, 1)
         self.window = _check_int(
             "window", 2 * self.concurrency if window is None else window, 1
         )
-        if not isinstance(retry, RetryPolicy):
-            raise InvalidArgumentError(f"retry must be a RetryPolicy, got {retry!r}")
-        if session is not None and not isinstance(session, aiohttp.ClientSession):
-            raise InvalidArgumentError(
-                f"session must be an aiohttp.ClientSession, got {session!r}"
-            )
-        self._timeout = _check_seconds("timeout", timeout)
-        if session is not None and self._timeout is not None:
-            raise InvalidArgumentError(
-                "timeout applies to the client's own session; set it on the given session"
-            )
         self._auth = auth
         self._api_version = api_version
         self._retry = retry

@@ -9,45 +9,63 @@ requested concurrently, under two bounds:
 * at most ``concurrency`` requests of this stream in flight (the client's
   transport also holds a client-wide semaphore shared by all its streams);
 * at most ``window`` pages either in flight or finished and waiting for the
-  consumer. A slow consumer therefore slows the fetching down, and memory
-  stays O(window x page_size) keys, plus one short id per delivered key for
-  the dedupe.
+  consumer, counted from the first page the consumer has not taken yet. A
+  slow consumer therefore slows the fetching down, and memory stays about
+  ``(window + 1) * page_size`` keys (the window plus the page being read),
+  plus one short id per delivered key for the dedupe.
+
+Each landed page refills the window at once, from its task's done callback,
+so fetching runs ahead of a busy consumer up to the window and no further.
 
 The page requests are tasks owned by a ``_Pass`` object, never a TaskGroup
-around a ``yield``: leaving ``async with``, :meth:`KeyStream.aclose`, a raised
-error, or cancelling the consuming task cancels them and waits for them. A
-bare ``break`` starts nothing new; what is still in flight finishes or is
-cancelled and awaited when the client closes.
+around a ``yield``: leaving ``async with``, :meth:`KeyStream.aclose`, the end
+of the listing, a raised error, or cancelling the consuming task while it
+waits in ``__anext__`` cancels them and waits for them. After a bare
+``break`` (no ``async with``) nothing beyond the current window is started;
+the requests still in flight finish, or are cancelled and awaited when the
+client closes (the client keeps every page task it spawned).
 
 Drift
 -----
 Keys created or deleted while a listing runs shift the offsets of later pages:
 a key can show up twice, or slip from page ``k + 1`` to page ``k`` after page
 ``k`` was read. Duplicates are always dropped by ``api_key_id``. A changed
-``totalCount``, a duplicate or a short page before the expected end is
-*drift*: it is recorded in :attr:`Progress.drift` and logged once (WARNING).
-Then ``on_drift`` decides:
+``totalCount``, a key seen twice, a short page before the expected end, or
+keys on a page after the end page is *drift*: it is recorded in
+:attr:`Progress.drift` and logged once (one WARNING per listing; further notes
+at DEBUG). Then ``on_drift`` decides:
 
-* ``"repair"`` (default): once the listing reaches its end, it is read again
-  from ``start_page``, and keys not yet delivered are yielded, until a re-read
-  delivers nothing new and shows no changed count or duplicate (at most
-  :data:`MAX_REPAIR_PASSES` re-reads). Every key present from the start to the
-  end of the listing is then delivered exactly once; keys found by a re-read
-  come *after* the ordered ones, so the order is server order only up to the
-  first late key.
-* ``"warn"``: only records and logs; a key can be missed.
-* ``"raise"``: raises :class:`~aiokeys.DriftError` at the first drift.
+* ``"repair"`` (default): once the listing reaches its end it is read again
+  from ``start_page``, yielding only keys not delivered yet, until a re-read is
+  clean: it found no new key, no key twice, nothing past the end, and its
+  pages reported one steady ``totalCount`` or the same counts as the pass
+  before it (at most :data:`MAX_REPAIR_PASSES` re-reads; then the listing ends
+  with a last drift note). Every key present from the start to the end of the
+  listing is then delivered exactly once. **Late keys come last:** keys found
+  by a re-read are yielded after all the keys of the first pass, so the
+  output is in server order except for those late keys at the end. Keys
+  without an ``apiKeyId`` cannot be deduplicated and are yielded by the first
+  pass only.
+* ``"warn"``: only records and logs; a key that slid back is missed.
+* ``"raise"``: raises :class:`~aiokeys.DriftError` as soon as drift is seen;
+  its ``page_num`` is the page being delivered when it was seen.
 
-Errors and resuming
--------------------
-When a page gives up (retries exhausted, deadline, bad body), the raised error
-carries ``page_num``, the first page whose keys were not delivered, and
-``keys_yielded``. In ordered mode every key of the pages before ``page_num``
-was delivered and none of page ``page_num`` or later, so
-``start_page=err.page_num`` resumes with neither gap nor repeat (unless the
-list itself changed in between). With ``ordered=False`` some later pages may
-already have been delivered: resuming repeats them, so dedupe by
-``api_key_id``. The stream is closed before the error is raised.
+Errors, resuming, deadline
+--------------------------
+When a page gives up (retries exhausted, a 4xx, a body that is not a page),
+the error is raised when the consumer reaches that page, after every earlier
+page was delivered; the stream is closed first. The error carries
+``page_num``, the failed page, and ``keys_yielded``. With ``ordered=True``
+every key of the pages before ``page_num`` was delivered and none of page
+``page_num`` or later, so ``start_page=err.page_num`` resumes with neither gap
+nor repeat (unless the list itself changed in between). With
+``ordered=False`` some later pages may already have been delivered: resuming
+repeats them, so dedupe by ``api_key_id``.
+
+``deadline`` (seconds) bounds the whole listing, re-reads and retries
+included, from the first ``__anext__``: past it
+:class:`~aiokeys.RequestTimeoutError` (``deadline_exceeded=True``) is raised
+with ``page_num`` the first page not delivered.
 """
 
 from __future__ import annotations
@@ -154,6 +172,7 @@ class _Pass:
         self._held_keys = 0
         self._closed = False
         self._wake = asyncio.Event()
+        self._cancelled: list[asyncio.Task[Page]] = []
 
     async def next_page(self) -> Page | None:
         """Return the next page to deliver, ``None`` at the end; raise its error."""
@@ -265,7 +284,9 @@ class _Pass:
             if isinstance(dropped, Page):
                 self._held_keys -= len(dropped.items)
         for page_num in [p for p in self._tasks if p > end_page]:
-            self._tasks.pop(page_num).cancel()
+            task = self._tasks.pop(page_num)
+            task.cancel()
+            self._cancelled.append(task)  # awaited by aclose()
 
     def _deadline_error(self) -> RequestTimeoutError:
         error = RequestTimeoutError(
@@ -288,28 +309,46 @@ class _Pass:
     async def aclose(self) -> None:
         """Cancel every page request of this pass and wait for them to end."""
         self._closed = True
-        tasks = list(self._tasks.values())
+        tasks = [*self._tasks.values(), *self._cancelled]
         self._tasks.clear()
+        self._cancelled.clear()
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
 
 
+def _no_budget() -> None:
+    return None
+
+
 class KeyStream:
     """Every key of one org or project: an async iterator and context manager.
 
     Built by :meth:`aiokeys.Client.org_keys` and
-    :meth:`aiokeys.Client.group_keys`; see this module's docstring for the
-    order, the bounds, drift and resuming. Use it as::
+    :meth:`aiokeys.Client.group_keys`; nothing is requested before the first
+    ``__anext__``. Use it as::
 
-        async with client.org_keys(org_id) as keys:
+        async with client.org_keys(org_id, page_size=500) as keys:
             async for key in keys:
                 ...
 
-    Leaving the ``async with`` block (or :meth:`aclose`) cancels and awaits
-    every request still in flight. Nothing is requested before the first
-    ``__anext__``.
+    * Page 1 is read alone, then the rest concurrently, at most the client's
+      ``concurrency`` in flight and ``window`` pages ahead of the consumer.
+    * ``ordered=True`` yields server order; ``ordered=False`` yields pages
+      as they land.
+    * The listing ends at the first short (or empty) page that has no
+      ``totalCount`` or is at or past the last page the count implies; a
+      full last page is followed by one more read.
+    * Duplicates are dropped by ``api_key_id``; drift is recorded in
+      :attr:`progress` and, with ``on_drift="repair"``, repaired by re-reads
+      whose late keys come after the ordered ones.
+    * An error names the page to resume from (``err.page_num``) and
+      ``err.keys_yielded``.
+    * Leaving the ``async with`` block, :meth:`aclose` or cancelling the
+      consumer cancels and awaits every request still in flight.
+
+    The full rules are in :mod:`aiokeys._stream` and :mod:`aiokeys._paging`.
     """
 
     def __init__(
@@ -441,7 +480,9 @@ class KeyStream:
             spawn=self._spawn,
             deadline_at=self._deadline_at,
             on_retry=self._count_retry,
-            budget=self._budget,
+            # A re-read delivers few keys per page: max_items cannot tell which
+            # pages it needs, so only the first pass is trimmed by it.
+            budget=self._budget if self._repairs == 0 else _no_budget,
         )
         return self._pass
 
@@ -475,13 +516,27 @@ class KeyStream:
         self._previous_counts = counts
         await self._drop_pass()
         if self._spec.on_drift != "repair" or not drifted:
+            self._log_end()
             raise StopAsyncIteration
         if self._repairs >= MAX_REPAIR_PASSES:
             self._note_drift(f"still drifting after {MAX_REPAIR_PASSES} re-reads")
+            self._log_end()
             raise StopAsyncIteration
         self._repairs += 1
         _log.debug(
             "listing %s: re-read %d after drift", self._spec.label, self._repairs
+        )
+
+    def _log_end(self) -> None:
+        progress = self.progress
+        _log.debug(
+            "listing %s done: %d keys, %d pages, %d retries, %d re-reads, drift=%s",
+            self._spec.label,
+            progress.keys_yielded,
+            progress.pages_done,
+            progress.retries,
+            progress.repair_passes,
+            progress.drift_seen,
         )
 
     def _admit(self, key: ApiKey) -> bool:

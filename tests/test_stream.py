@@ -75,6 +75,9 @@ async def test_complete_ordered_exactly_once(
     async with _client(fake_atlas, concurrency=concurrency) as client:
         stream = client.org_keys(org, page_size=page_size)
         assert await _ids(stream) == seeded
+        assert not [
+            t for t in asyncio.all_tasks() if t.get_name().startswith("aiokeys")
+        ]
     pages = _list_pages(fake_atlas)
     last = n_keys // page_size + 1  # a full last page is followed by one more read
     assert sorted(pages) == list(range(1, last + 1))
