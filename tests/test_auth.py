@@ -260,3 +260,9 @@ class TestTokenParsing:
         """A token response we cannot use is an UnexpectedResponseError."""
         with pytest.raises(aiokeys.UnexpectedResponseError):
             _parse_token(body, url="u")
+
+
+def test_client_refuses_plain_http_off_loopback() -> None:
+    """The client checks the base URL when it is built, before any request."""
+    with pytest.raises(InvalidArgumentError, match="plain http"):
+        aiokeys.Client(auth=BearerToken("t"), base_url="http://cloud.mongodb.com")

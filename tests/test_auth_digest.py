@@ -216,3 +216,22 @@ async def test_endless_stale_answers_are_bounded(
 
     assert await _pages(base, 1, concurrency=1) == [401]
     assert len(statuses) == 2 * (1 + _FREE_RESENDS + _LANE_RESENDS)
+
+
+async def test_nonces_expired_mid_listing_are_renewed_quietly() -> None:
+    """Every nonce forgotten under a running listing: stale answers, no error."""
+    async with FakeAtlas() as atlas:
+        atlas.add_digest_user(PUB, PRIV)
+        org_id = atlas.add_org()
+        seeded = atlas.seed_keys(org_id, 60, seed=6)
+        seen: list[str | None] = []
+        async with Client(
+            auth=DigestAuth(PUB, PRIV), base_url=atlas.url, concurrency=8
+        ) as client:
+            async for key in client.org_keys(org_id, page_size=2):
+                seen.append(key.api_key_id)
+                if len(seen) in (10, 30):
+                    atlas.expire_nonces()
+
+        assert seen == [k["apiKeyId"] for k in seeded]
+        assert sum(r.status == 401 for r in atlas.requests) >= 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -335,3 +336,18 @@ async def test_client_close_revokes(atlas: FakeAtlas) -> None:
 
     revokes = [r.status for r in atlas.requests if r.path == "/api/oauth/revoke"]
     assert revokes == [200]
+
+
+async def test_a_failed_revocation_is_logged_not_raised(
+    scripted: tuple[URL, TokenScript], caplog: pytest.LogCaptureFixture
+) -> None:
+    """No revoke endpoint: closing still succeeds, with one warning and no secret."""
+    base, _ = scripted
+    auth = ServiceAccount(CID, SECRET, revoke_on_close=True)
+    async with Client(auth=auth, base_url=str(base)) as client:
+        await client.org_keys_page(ORG)
+
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.name for r in warnings] == ["aiokeys._oauth"]
+    assert "404" in warnings[0].getMessage()
+    assert SECRET not in warnings[0].getMessage()
