@@ -316,7 +316,7 @@ def _parse_json(call: _Call, reply: _Reply) -> Any:
     try:
         return json.loads(reply.body)
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(exc.doc.rstrip()):
+        if _cut_short(exc):
             error = TransportError(
                 f"{_METHOD} {call.where}{_page_note(call.page_num)}: "
                 "response body cut short (incomplete JSON)"
@@ -326,6 +326,11 @@ def _parse_json(call: _Call, reply: _Reply) -> Any:
         raise _unexpected(call, "a body that is not JSON", reply.body) from exc
     except (ValueError, RecursionError) as exc:
         raise _unexpected(call, "a body that is not JSON", reply.body) from exc
+
+
+def _cut_short(exc: json.JSONDecodeError) -> bool:
+    """Whether the document just stopped: the failure is at its very end."""
+    return exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated string")
 
 
 def _unwrap(call: _Call, reply: _Reply, payload: Any) -> Any:

@@ -30,7 +30,7 @@ from aiokeys import (
     UnexpectedResponseError,
 )
 from aiokeys._auth import AuthContext, BearerToken
-from aiokeys._transport import Transport
+from aiokeys._transport import Transport, _Call, _parse_json, _Reply, _unwrap
 from aiokeys.testing import FakeAtlas, Fault, LoggedRequest
 
 #: Tiny waits so that retries cost milliseconds.
@@ -671,3 +671,101 @@ class TestLogging:
         assert texts
         assert not [t for t in texts if planted in t]
         assert not [t for t in texts if "Authorization" in t or "pageNum=" in t]
+
+
+def _call(params: dict[str, str] | None = None) -> _Call:
+    return _Call(
+        url=URL("https://cloud.mongodb.com/api/atlas/v2/orgs/x/aiModelApiKeys"),
+        params=params or {},
+        scope="x",
+        page_num=6,
+        deadline=None,
+        on_retry=None,
+    )
+
+
+def _reply(body: bytes, content_type: str = "application/json") -> _Reply:
+    return _Reply(status=200, body=body, content_type=content_type, retry_after=None)
+
+
+class TestDecoding:
+    """The body rules, on bodies no honest server sends."""
+
+    @pytest.mark.parametrize(
+        "body", [b'{"results": [{"apiKeyId": "a"}, {"apiK', b'{"results": [', b"[1, 2"]
+    )
+    def test_json_cut_short_is_a_transport_fault(self, body: bytes) -> None:
+        """A body ending mid-document was cut short: TransportError, retried."""
+        with pytest.raises(TransportError) as caught:
+            _parse_json(_call(), _reply(body))
+        assert type(caught.value) is TransportError
+        assert caught.value.page_num == 6
+        assert isinstance(caught.value.__cause__, ValueError)
+
+    @pytest.mark.parametrize("body", [b"not json", b'{"a": 1} trailing', b"{'a': 1}"])
+    def test_garbage_is_unexpected(self, body: bytes) -> None:
+        """A complete body that is not JSON: UnexpectedResponseError, not retried."""
+        with pytest.raises(UnexpectedResponseError) as caught:
+            _parse_json(_call(), _reply(body))
+        assert caught.value.page_num == 6
+
+    def test_deep_nesting_is_unexpected(self) -> None:
+        """Nesting deep enough to exhaust the recursion limit is not a crash."""
+        with pytest.raises(UnexpectedResponseError):
+            _parse_json(_call(), _reply(b"[" * 100_000 + b"]" * 100_000))
+
+    @pytest.mark.parametrize("body", [b"", b"  \r\n"])
+    def test_empty_success_is_unexpected(self, body: bytes) -> None:
+        """A 200 with nothing in it is not a page."""
+        with pytest.raises(UnexpectedResponseError, match="empty body"):
+            _parse_json(_call(), _reply(body))
+
+    @pytest.mark.parametrize(
+        "content_type",
+        [
+            "application/json",
+            "application/vnd.atlas.2025-03-12+json",
+            "APPLICATION/JSON",
+        ],
+    )
+    def test_json_types(self, content_type: str) -> None:
+        """JSON and the versioned Atlas types are read."""
+        assert _parse_json(_call(), _reply(b"[]", content_type)) == []
+
+    @pytest.mark.parametrize(
+        "content_type", ["text/plain", "text/html", "application/octet-stream"]
+    )
+    def test_other_types_are_unexpected(self, content_type: str) -> None:
+        """Anything else is not Atlas, whatever the bytes."""
+        with pytest.raises(UnexpectedResponseError, match="content type"):
+            _parse_json(_call(), _reply(b"{}", content_type))
+
+    @pytest.mark.parametrize(
+        ("payload", "expected"),
+        [
+            (
+                {"status": 200, "results": [], "totalCount": 0},
+                {"results": [], "totalCount": 0},
+            ),
+            ({"status": 200, "content": {"apiKeyId": "k"}}, {"apiKeyId": "k"}),
+            ({"status": 204}, {}),
+            ({"results": []}, {"results": []}),
+            ({"status": True, "content": 1}, {"status": True, "content": 1}),
+            (
+                {"status": "ACTIVE", "apiKeyId": "k"},
+                {"status": "ACTIVE", "apiKeyId": "k"},
+            ),
+            ([1, 2], [1, 2]),
+        ],
+    )
+    def test_unwrap(self, payload: Any, expected: Any) -> None:
+        """envelope=true shapes: list keeps its shape, resource its content."""
+        call = _call({"envelope": "true"})
+        assert _unwrap(call, _reply(b""), payload) == expected
+
+    def test_unwrap_error_without_content(self) -> None:
+        """A body status >= 400 raises by that status even with no content."""
+        with pytest.raises(ServerError) as caught:
+            _unwrap(_call({"envelope": "true"}), _reply(b""), {"status": 503})
+        assert caught.value.status == 503
+        assert caught.value.page_num == 6
