@@ -183,12 +183,17 @@ class _OAuthMiddleware:
         """Join the mint in flight, or start one; shielded from our own cancellation.
 
         A waiter that is cancelled (a listing closed early) leaves the mint
-        running for the others.
+        running for the others. A failed mint gives each waiter its own copy
+        of the error, because listings note their page and progress on the
+        error they raise.
         """
         if self.minting is None:
             self.minting = asyncio.ensure_future(self._mint())
             self.minting.add_done_callback(_consume)
-        return await asyncio.shield(self.minting)
+        try:
+            return await asyncio.shield(self.minting)
+        except AiokeysError as exc:
+            raise _own_copy(exc) from exc
 
     async def _mint(self) -> _Token:
         try:
@@ -209,6 +214,14 @@ class _OAuthMiddleware:
             await self.endpoint.revoke(token)
         except AiokeysError as exc:
             _log.warning("could not revoke the service account token: %s", exc)
+
+
+def _own_copy(exc: AiokeysError) -> AiokeysError:
+    """A shallow copy of ``exc`` (the error classes take keyword-only arguments)."""
+    clone = type(exc).__new__(type(exc))
+    clone.__dict__.update(exc.__dict__)
+    clone.args = exc.args
+    return clone
 
 
 def _consume(task: asyncio.Task[_Token]) -> None:

@@ -247,6 +247,8 @@ async def test_a_failed_mint_is_shared_not_repeated(
         )
 
     assert all(isinstance(r, ServerError) for r in results), results
+    assert len({id(r) for r in results}) == 8  # each its own copy, to annotate
+    assert {str(r) for r in results} == {str(results[0])}
     assert script.seen == ["token"]
 
 
