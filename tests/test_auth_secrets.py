@@ -14,11 +14,13 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import attrs
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 import aiokeys
 from aiokeys import (
@@ -38,6 +40,7 @@ PUB, PRIV = "PUBPLANTED", "PRIV-planted-7f3a1b"
 CID, CSECRET = "mdb_sa_id_planted", "CSECRET-planted-2d9e4c"
 TOKEN = "TOKEN-planted-8b6f0a"
 FAST = RetryPolicy(max_tries=2, base=0.01, cap=0.02)
+MEDIA = "application/vnd.atlas.2025-03-12+json"
 
 
 @attrs.define
@@ -177,11 +180,95 @@ async def _cli(atlas: FakeAtlas, org_id: str, evidence: Evidence) -> None:
         assert process.returncode == (0 if private == PRIV else 3), err.decode()[-500:]
 
 
-async def test_no_planted_secret_surfaces(caplog: pytest.LogCaptureFixture) -> None:
+KEY_SECRETS = [f"al-KEYSECRET-planted-{n:02d}" for n in range(7)]
+ORG = "0123456789abcdef01234567"
+
+
+def _key_json(n: int) -> dict[str, Any]:
+    return {
+        "apiKeyId": f"key{n:021d}",
+        "name": f"key {n}",
+        "status": "ACTIVE",
+        "createdAt": "2026-01-15T16:47:49.855000+00:00",
+        "maskedSecret": f"al-****{n:04d}",
+        "secret": KEY_SECRETS[n],
+    }
+
+
+@pytest.fixture
+async def secret_lister() -> AsyncIterator[str]:
+    """An Atlas-shaped list whose keys carry their secrets, as the published example does."""
+
+    async def keys(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            body = {"error": 401, "errorCode": "UNAUTHORIZED", "reason": "Unauthorized"}
+            return web.json_response(body, status=401)
+        size = int(request.query.get("itemsPerPage", "100"))
+        start = (int(request.query.get("pageNum", "1")) - 1) * size
+        results = [
+            _key_json(n) for n in range(start, min(start + size, len(KEY_SECRETS)))
+        ]
+        page = {"links": [], "results": results, "totalCount": len(KEY_SECRETS)}
+        return web.json_response(page, content_type=MEDIA)
+
+    async def one(request: web.Request) -> web.Response:
+        return web.json_response(_key_json(0), content_type=MEDIA)
+
+    app = web.Application()
+    app.router.add_get("/api/atlas/v2/orgs/{org}/aiModelApiKeys", keys)
+    app.router.add_get("/api/atlas/v2/orgs/{org}/aiModelApiKeys/{key}", one)
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield f"http://127.0.0.1:{server.port}"
+
+
+async def _listed_secrets(base_url: str, evidence: Evidence) -> None:
+    """Keys that carry ``secret`` through the client, their reprs, and the CLI."""
+    async with Client(auth=BearerToken(TOKEN), base_url=base_url) as client:
+        stream = client.org_keys(ORG, page_size=3)
+        keys = [key async for key in stream]
+        one = await client.get_org_key(ORG, "key" + "0" * 21)
+        evidence.texts += [repr(keys), str(keys), repr(one), str(one), repr(stream)]
+    assert sorted(key.secret or "" for key in keys) == KEY_SECRETS
+    assert one.secret == KEY_SECRETS[0]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MONGODB_ATLAS")},
+        "MONGODB_ATLAS_ACCESS_TOKEN": TOKEN,
+        "MONGODB_ATLAS_BASE_URL": base_url,
+        "COLUMNS": "200",
+    }
+    for token, code in ((TOKEN, 0), (TOKEN + "-wrong", 3)):
+        output = await _run_cli(
+            ["list", ORG, "--debug"], {**env, "MONGODB_ATLAS_ACCESS_TOKEN": token}
+        )
+        evidence.texts += output[1:]
+        assert output[0] == str(code), output[2][-500:]
+
+
+async def _run_cli(args: list[str], env: dict[str, str]) -> list[str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aiokeys", *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return [str(process.returncode), out.decode(), err.decode()]
+
+
+async def test_no_planted_secret_surfaces(
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    secret_lister: str,
+) -> None:
     """Logs (message, args, exc_info), exceptions, reprs and CLI output stay clean."""
     caplog.set_level(logging.DEBUG)
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger) and logger.level > logging.DEBUG:
+            # No logger may hide a record from the search; restored afterwards.
+            monkeypatch.setattr(logger, "level", logging.DEBUG)
+    logging.getLogger().setLevel(logging.DEBUG)  # clears the loggers' level caches
     evidence = Evidence()
-    evidence.plant(PRIV, CSECRET, TOKEN, _basic(CID, CSECRET))
+    evidence.plant(PRIV, CSECRET, TOKEN, _basic(CID, CSECRET), *KEY_SECRETS)
     async with FakeAtlas(nonce_max_uses=3) as atlas:
         atlas.add_digest_user(PUB, PRIV)
         atlas.add_service_account(CID, CSECRET)
@@ -193,6 +280,7 @@ async def test_no_planted_secret_surfaces(caplog: pytest.LogCaptureFixture) -> N
         await _exercise(atlas, org_id, evidence)
         await _cli(atlas, org_id, evidence)
         evidence.texts += [repr(r) for r in atlas.requests]
+    await _listed_secrets(secret_lister, evidence)
 
     records = caplog.records
     assert any(
@@ -202,3 +290,4 @@ async def test_no_planted_secret_surfaces(caplog: pytest.LogCaptureFixture) -> N
     leaked = sorted(secret for secret in evidence.secrets if secret in everything)
     assert leaked == []
     assert PUB in everything  # the search does see what it is given
+    assert "al-****0003" in everything  # and the listed keys were searched
