@@ -14,7 +14,7 @@ import re
 import weakref
 from collections.abc import Coroutine, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import aiohttp
 import cattrs
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from ._bulk import BulkKeyStream, OnError
 
 __all__ = ["Client"]
+
+_T = TypeVar("_T")
 
 _log = logging.getLogger(__name__)
 
@@ -251,7 +253,8 @@ class Client:
         if tasks:
             await asyncio.wait(tasks)
 
-    def _spawn(self, coro: Coroutine[Any, Any, Page], name: str) -> asyncio.Task[Page]:
+    def _spawn(self, coro: Coroutine[Any, Any, _T], name: str) -> asyncio.Task[_T]:
+        """Start a task the client tracks, cancels and awaits when it closes."""
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)

@@ -177,6 +177,8 @@ class _Pass:
     async def next_page(self) -> Page | None:
         """Return the next page to deliver, ``None`` at the end; raise its error."""
         while True:
+            if self._closed:  # closed under us, e.g. by the client's aclose()
+                return None
             self._fill()
             released = self.buffer.pop()
             if released is not None:
@@ -309,6 +311,7 @@ class _Pass:
     async def aclose(self) -> None:
         """Cancel every page request of this pass and wait for them to end."""
         self._closed = True
+        self._wake.set()  # a consumer waiting in next_page() sees the end
         tasks = [*self._tasks.values(), *self._cancelled]
         self._tasks.clear()
         self._cancelled.clear()
@@ -462,6 +465,8 @@ class KeyStream:
         while True:
             current = self._pass or self._start_pass()
             page = await current.next_page()
+            if self._closed:
+                raise StopAsyncIteration
             # Drift raised now names the page whose keys were not delivered yet.
             self._stop_page = current.buffer.low if page is None else page.page_num
             self._take_notes(current)

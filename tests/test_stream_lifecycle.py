@@ -195,3 +195,28 @@ async def test_memory_bounded_by_window(fake_atlas: FakeAtlas) -> None:
                 consumed_page = (n - 1) // 100 + 1
                 assert requested <= consumed_page + 3
     assert n == 3000
+
+
+async def test_client_close_ends_a_consumer_in_another_task(
+    fake_atlas: FakeAtlas,
+) -> None:
+    """Closing the client while a task waits for a page ends that task's loop."""
+    org = fake_atlas.add_org()
+    fake_atlas.seed_keys(org, 1000, seed=1)
+    client = _client(fake_atlas, concurrency=2)
+    got: list[object] = []
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async for key in client.org_keys(org, page_size=100):
+            got.append(key)
+            fake_atlas.latency = 2.0
+            first.set()
+
+    task = asyncio.create_task(consume())
+    await first.wait()
+    await asyncio.sleep(0.05)
+    await client.aclose()
+    await asyncio.wait_for(task, timeout=1.0)  # ends normally, does not hang
+    assert len(got) == 100
+    assert _others() == set()
