@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -175,3 +176,13 @@ def test_negative_counts_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     """A negative --keys is refused before anything is served."""
     assert main(["--keys", "-1"]) == 2
     assert "--keys" in capsys.readouterr().err
+
+
+def test_port_in_use_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    """A port that cannot be bound is a one-line error and exit status 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--port", str(port), "--keys", "0"]) == 1
+    assert "cannot listen" in capsys.readouterr().err

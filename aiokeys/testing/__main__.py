@@ -99,9 +99,20 @@ def _banner(atlas: FakeAtlas, orgs: list[str], args: argparse.Namespace) -> str:
         f"service account (POST {atlas.url}/api/oauth/token): {client}",
         f"bearer token: {args.token}",
         "Accept: application/vnd.atlas.2025-03-12+json (or application/vnd.atlas.preview+json)",
-        "Ctrl-C to stop.",
     ]
+    if orgs:
+        lines += _examples(atlas.url, orgs[0], digest, args.token)
+    lines.append("Ctrl-C to stop.")
     return "\n".join(lines)
+
+
+def _examples(url: str, org_id: str, digest: str, token: str) -> list[str]:
+    keys = f"{url}/api/atlas/v2/orgs/{org_id}/aiModelApiKeys"
+    return [
+        "try:",
+        f'  curl --user {digest} --digest --header "Accept: application/vnd.atlas.preview+json" "{keys}?pretty=true"',
+        f'  curl --header "Authorization: Bearer {token}" --header "Accept: application/vnd.atlas.2025-03-12+json" "{keys}"',
+    ]
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -137,8 +148,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("--orgs and --keys must be >= 0, --groups >= 1", file=sys.stderr)
         return 2
     _generated(args)
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

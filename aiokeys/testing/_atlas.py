@@ -1,4 +1,30 @@
-"""`FakeAtlas`: the public face of the simulator."""
+"""`FakeAtlas`: the public face of the simulator.
+
+What it serves, and where it had to choose (the wire contract leaves these open):
+
+* **Operations**: ``GET /api/atlas/v2/orgs/{orgId}/aiModelApiKeys[/{apiKeyId}]``
+  and ``GET|POST /groups/{groupId}/aiModelApiKeys``,
+  ``GET|PATCH|DELETE /groups/{groupId}/aiModelApiKeys/{apiKeyId}``; anything else
+  is an Atlas-shaped 404 (unknown path) or 405 (wrong method).
+* **Order**: keys are listed in creation order; a page is
+  ``keys[(pageNum - 1) * itemsPerPage:][:itemsPerPage]``; ``totalCount`` is the
+  true count unless the ``total_count`` hook says otherwise; ``next`` appears
+  only while keys remain after the page, ``previous`` from page 2 on.
+* **Secrets**: only the answer to a create (and :meth:`FakeAtlas.seed_keys` /
+  :meth:`FakeAtlas.add_key`) carries ``secret``; lists and gets do not, as the
+  schema's description says.
+* **Errors** have ``error``, ``errorCode``, ``reason``, ``detail`` and, for 400,
+  ``badRequestDetail.fields``; never ``parameters`` (the schema types its items
+  as objects, so Atlas' own strings and numbers would not validate).
+* **Checks run in this order**: latency, authentication (401), ``Accept``
+  version (406/410), route (404/405), fault rules, parameters (400), access
+  (403), existence (404), rate limit (429), the operation. So an unauthenticated
+  request is never faulted and never counts as an attempt.
+* **envelope=true** wraps every answer after authentication; a 401 stays a real
+  401 so that Digest clients can see the challenge.
+* **Rate limits** are kept per path scope: the org id for org paths, the
+  project id for project paths.
+"""
 
 from __future__ import annotations
 

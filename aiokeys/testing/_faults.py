@@ -6,6 +6,11 @@ A rule says *what* goes wrong (``kind``) and *where* (selectors). Selectors left
 that pair ("fail the first two tries of page 3": ``page_num=3,
 attempts={1, 2}``); ``times`` fires on the first N requests that match the
 other selectors. A rule with neither fires on every match.
+
+Only authenticated requests reach the rules (a Digest client's first,
+unauthenticated try is answered 401 and is not an attempt). Note that aiohttp's
+client silently resends an idempotent request once after a connection reset,
+so a ``reset`` rule limited to ``times=1`` is invisible to an aiohttp caller.
 """
 
 from __future__ import annotations
