@@ -3,8 +3,14 @@
 Three formats, each written record by record so that memory stays flat however
 many keys an export holds:
 
-- ``jsonl``: one JSON object per line (JSON Lines);
-- ``csv``: a header line, then one row per key, columns in :data:`CSV_COLUMNS`;
+- ``jsonl``: one JSON object per line (JSON Lines); JSON is written as
+  ASCII (other characters as ``\\u`` escapes), so no character of a key's
+  name can look like a line break to a line-based tool, whatever the
+  terminal's encoding;
+- ``csv``: a header line, then one row per key, columns in :data:`CSV_COLUMNS`,
+  lines ended by CRLF as RFC 4180 says (which also makes Python's writer
+  quote a field holding a lone CR); an absent field and an empty string are
+  both an empty cell;
 - ``json``: one JSON array, opened before the first record and closed after the
   last, never held in memory as a whole.
 
@@ -84,7 +90,7 @@ class _JsonLinesWriter:
         self._stream = stream
 
     def write(self, record: Mapping[str, Any]) -> None:
-        self._stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._stream.write(json.dumps(record) + "\n")
 
     def finish(self) -> None:
         self._stream.flush()
@@ -99,7 +105,7 @@ class _JsonArrayWriter:
 
     def write(self, record: Mapping[str, Any]) -> None:
         separator = "[\n" if self._count == 0 else ",\n"
-        self._stream.write(separator + json.dumps(record, ensure_ascii=False))
+        self._stream.write(separator + json.dumps(record))
         self._count += 1
 
     def finish(self) -> None:
@@ -112,9 +118,7 @@ class _JsonArrayWriter:
 class _CsvWriter:
     def __init__(self, stream: TextIO, *, include_secret: bool) -> None:
         columns = (*CSV_COLUMNS, "secret") if include_secret else CSV_COLUMNS
-        self._writer = csv.DictWriter(
-            stream, fieldnames=columns, extrasaction="ignore", lineterminator="\n"
-        )
+        self._writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore")
         self._stream = stream
         self._writer.writeheader()
 

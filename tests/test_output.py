@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiokeys import ApiKey
 from aiokeys._models import make_converter
@@ -75,7 +77,7 @@ def test_each_format_reads_back_to_the_same_keys(fmt: str) -> None:
 def test_empty_export_is_still_a_valid_document(fmt: str) -> None:
     """No keys: JSON is [], CSV is a header, JSONL is empty."""
     text = _write(fmt, [])
-    expected = {"jsonl": "", "json": "[]\n", "csv": ",".join(CSV_COLUMNS) + "\n"}
+    expected = {"jsonl": "", "json": "[]\n", "csv": ",".join(CSV_COLUMNS) + "\r\n"}
     assert text == expected[fmt]
 
 
@@ -151,3 +153,35 @@ def test_atomic_output_failure_names_the_target(tmp_path: Path, where: str) -> N
         write()
     assert info.value.filename == str(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-directory"]
+
+
+_text = st.text(st.characters(codec="utf-8"), min_size=1, max_size=40)
+_moment = st.datetimes(
+    min_value=datetime(2000, 1, 1),
+    max_value=datetime(2100, 1, 1),
+    timezones=st.just(UTC),
+)
+_keys = st.builds(
+    ApiKey,
+    api_key_id=_text,
+    name=st.none() | _text,
+    status=st.none() | _text,
+    created_at=st.none() | _moment,
+    created_by=st.none() | _text,
+    last_used_at=st.none() | _moment,
+    masked_secret=st.none() | _text,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(keys=st.lists(_keys, max_size=4), fmt=st.sampled_from(["jsonl", "json", "csv"]))
+def test_any_text_round_trips(keys: list[ApiKey], fmt: str) -> None:
+    """Commas, quotes, line breaks and any Unicode survive every format."""
+    text = _write(fmt, keys)
+    if fmt == "jsonl":
+        records = [json.loads(line) for line in text.splitlines()]
+    elif fmt == "json":
+        records = json.loads(text)
+    else:
+        records = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert [_decode(r) for r in records] == keys
