@@ -60,6 +60,18 @@ async def test_status_fault_is_atlas_json_with_retry_after(
     assert b'"errorCode":"SERVICE_UNAVAILABLE"' in body
 
 
+async def test_fractional_retry_after_is_decimal(
+    atlas: FakeAtlas, http: aiohttp.ClientSession
+) -> None:
+    """retry_after=0.25 is sent as "0.25" (and 1e6 as "1000000"), never in exponent form."""
+    org_id = _org(atlas)
+    atlas.add_fault(Fault(kind="status", status=429, retry_after=0.25, times=1))
+    atlas.add_fault(Fault(kind="empty", status=503, retry_after=1e6, times=1))
+    first = (await _page(http, atlas, f"orgs/{org_id}"))[3]["Retry-After"]
+    second = (await _page(http, atlas, f"orgs/{org_id}"))[3]["Retry-After"]
+    assert (first, second) == ("0.25", "1000000")
+
+
 async def test_status_fault_default_is_500(
     atlas: FakeAtlas, http: aiohttp.ClientSession
 ) -> None:

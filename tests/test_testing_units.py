@@ -160,3 +160,19 @@ def test_scheme_and_redaction() -> None:
         "token": "***",
         "pageNum": "2",
     }
+
+
+def test_public_names() -> None:
+    """aiokeys.testing exports exactly its documented names, sorted."""
+    import aiokeys.testing as testing
+
+    assert testing.__all__ == sorted(testing.__all__)
+    assert set(testing.__all__) == {
+        "FakeAtlas",
+        "Fault",
+        "FaultKind",
+        "LoggedRequest",
+        "RateLimit",
+    }
+    for name in testing.__all__:
+        assert getattr(testing, name).__doc__ or name == "FaultKind"

@@ -29,7 +29,7 @@ import attrs
 from aiohttp import hdrs, web
 
 from . import _oauth_http, _routes
-from ._faults import Fault, RequestSite
+from ._faults import TERMINAL_KINDS, Fault, RequestSite
 from ._log import LoggedRequest, redact_query, scheme_of
 from ._responses import JSON_TYPE, Renderer, error_body, html_page
 from ._state import Principal, SimState
@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 #: API versions answered normally.
 SERVED_VERSIONS: Final = ("2025-03-12", "preview")
 _MEDIA: Final = re.compile(r"application/vnd\.atlas\.([a-z0-9.-]+)\+json")
-_TERMINAL: Final = frozenset({"status", "html", "empty", "reset"})
 _Operate = Callable[[], Awaitable[web.StreamResponse]]
 
 
@@ -124,7 +123,9 @@ class _Pipeline:
         for fault in fired:
             if fault.kind == "latency":
                 await asyncio.sleep(fault.delay)
-        terminal = next((fault for fault in fired if fault.kind in _TERMINAL), None)
+        terminal = next(
+            (fault for fault in fired if fault.kind in TERMINAL_KINDS), None
+        )
         if terminal is not None:
             return _fault_answer(request, terminal, renderer)
         response = await operate()
@@ -260,7 +261,7 @@ class _Pipeline:
         seconds = max(1, math.ceil(wait))
         detail = (
             f"Rate limit exceeded for api/atlas/v2/{route.kind}. Please retry after {seconds} seconds. "
-            f"Request capacity: {limit.capacity}. Refill rate: {limit.refill:g} per {limit.period:g} seconds."
+            f"Request capacity: {limit.capacity}. Refill rate: {_seconds(limit.refill)} per {_seconds(limit.period)} seconds."
         )
         return renderer.error(
             error_body(429, "RATE_LIMITED_TOKEN_BUCKET", detail),
@@ -377,7 +378,7 @@ def _fault_answer(
 ) -> web.Response:
     status = fault.effective_status
     headers: dict[str, str] = (
-        {hdrs.RETRY_AFTER: f"{fault.retry_after:g}"}
+        {hdrs.RETRY_AFTER: _seconds(fault.retry_after)}
         if fault.retry_after is not None
         else {}
     )
@@ -400,6 +401,13 @@ def _fault_answer(
 
 class _ResetMarker(web.Response):
     """Returned after a reset: nothing is sent, and the log records status 0."""
+
+
+def _seconds(value: float) -> str:
+    """``7`` for 7.0, ``0.25`` for 0.25: whole seconds as HTTP wants, fractions for fast tests."""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.6f}".rstrip("0")
 
 
 def _reset(request: web.Request) -> None:

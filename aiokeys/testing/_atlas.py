@@ -286,7 +286,13 @@ class FakeAtlas:
     # -- faults and drift --------------------------------------------------
 
     def add_fault(self, fault: Fault) -> None:
-        """Add a fault rule; every matching rule fires, in the order added."""
+        """Add a fault rule.
+
+        Rules are tried in the order added: every matching ``latency``,
+        ``truncate`` and ``content_type`` rule applies, and the first matching
+        rule that replaces the answer (``status``, ``html``, ``empty``,
+        ``reset``) wins; a rule that did not apply keeps its ``times``.
+        """
         self._state.faults.add(fault)
 
     def clear_faults(self) -> None:

@@ -23,7 +23,7 @@ import attrs
 
 from aiokeys._errors import InvalidArgumentError
 
-__all__ = ["Fault", "FaultBook", "FaultKind", "RequestSite"]
+__all__ = ["TERMINAL_KINDS", "Fault", "FaultBook", "FaultKind", "RequestSite"]
 
 FaultKind = Literal[
     "status", "html", "empty", "latency", "reset", "truncate", "content_type"
@@ -31,6 +31,8 @@ FaultKind = Literal[
 _KINDS: Final = frozenset(
     {"status", "html", "empty", "latency", "reset", "truncate", "content_type"}
 )
+#: Kinds that replace the answer; at most one of them fires per request.
+TERMINAL_KINDS: Final = frozenset({"status", "html", "empty", "reset"})
 _DEFAULT_STATUS: Final = {"status": 500, "html": 502, "empty": 500}
 
 
@@ -131,21 +133,37 @@ class FaultBook:
         self.attempts.clear()
 
     def fire(self, site: RequestSite) -> list[Fault]:
-        """Count this attempt and return every rule it triggers, in rule order."""
+        """Count this attempt and return the rules it triggers, in rule order.
+
+        Every matching ``latency``, ``truncate`` and ``content_type`` rule fires;
+        of the rules that replace the answer (``status``, ``html``, ``empty``,
+        ``reset``) only the first matching one does. A rule that does not fire
+        does not use up its ``times``.
+        """
         key = (site.path, site.page_num)
         self.attempts[key] += 1
         attempt = self.attempts[key]
         fired: list[Fault] = []
+        answered = False
         for index, rule in enumerate(self.rules):
-            if not _selected(rule, site):
+            if not self._applies(index, rule, site, attempt):
                 continue
-            if rule.attempts is not None and attempt not in rule.attempts:
-                continue
+            if rule.kind in TERMINAL_KINDS:
+                if answered:
+                    continue
+                answered = True
             self.hits[index] += 1
-            if rule.times is not None and self.hits[index] > rule.times:
-                continue
             fired.append(rule)
         return fired
+
+    def _applies(
+        self, index: int, rule: Fault, site: RequestSite, attempt: int
+    ) -> bool:
+        if not _selected(rule, site):
+            return False
+        if rule.attempts is not None and attempt not in rule.attempts:
+            return False
+        return rule.times is None or self.hits[index] < rule.times
 
 
 def _selected(rule: Fault, site: RequestSite) -> bool:

@@ -14,7 +14,7 @@ import contextlib
 import gc
 import json
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -254,8 +254,3 @@ def _check_hex_id(label: str, value: str) -> None:
         raise InvalidArgumentError(
             f"{label} must be 24 lowercase hex digits, got {value!r}"
         )
-
-
-def ids_of(keys: Iterable[StoredKey]) -> list[str]:
-    """The key ids of ``keys``, in order."""
-    return [stored.api_key_id for stored in keys]
