@@ -29,7 +29,7 @@ import errno
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Final
 
 import aiohttp
@@ -146,6 +146,7 @@ class Transport:
         self._slots = asyncio.Semaphore(concurrency)
         # scope -> monotonic time before which no request of that scope starts
         self._gates: dict[str, float] = {}
+        self._retrying = self._with_retries(max_time=retry.max_time)
 
     @property
     def retry(self) -> RetryPolicy:
@@ -191,21 +192,29 @@ class Transport:
             on_retry=on_retry,
         )
         remaining = call.remaining()
-        max_time = self._retry.max_time
-        retrying = backoff.on_exception(
+        if remaining is None or remaining >= self._retry.max_time:
+            return await self._retrying(call)
+        # A deadline sooner than the policy's max_time shortens this call's budget.
+        return await self._with_retries(max_time=remaining)(call)
+
+    def _with_retries(
+        self, *, max_time: float
+    ) -> Callable[[_Call], Coroutine[Any, Any, Any]]:
+        """:meth:`_attempt` wrapped in the policy's retries, ``max_time`` bounding them."""
+        return backoff.on_exception(
             self._retry.waits,
             _RETRIED,
             max_tries=self._retry.max_tries,
-            max_time=max_time if remaining is None else min(max_time, remaining),
-            jitter=None,
+            max_time=max_time,
+            jitter=None,  # the policy's wait generator jitters, Retry-After aside
             giveup=_give_up,
-            on_backoff=lambda details: self._on_backoff(call, details),
-            logger=None,
+            on_backoff=self._on_backoff,
+            logger=None,  # backoff's own lines would carry exception messages
         )(self._attempt)
-        return await retrying(call)
 
-    def _on_backoff(self, call: _Call, details: Details) -> None:
+    def _on_backoff(self, details: Details) -> None:
         """Log the scheduled retry, close the scope's gate on a 429, tell the caller."""
+        (call,) = details["args"]
         exc = details.get("exception")
         wait = details.get("wait", 0.0)
         call.last_failure = exc
