@@ -31,7 +31,8 @@ class LoggedRequest:
         query: Query parameters (last value wins); credential-like ones redacted.
         auth_scheme: ``"Digest"``, ``"Bearer"``, ``"Basic"`` or ``None``: the
             scheme of the ``Authorization`` header sent, valid or not.
-        status: HTTP status sent; ``0`` when the connection was reset on purpose.
+        status: HTTP status sent; ``0`` when no answer was sent (a ``reset``
+            fault, or a client that went away before the answer).
             With ``envelope=true`` an error is sent as HTTP 200, and 200 is logged.
         time: ``time.monotonic()`` when the request arrived.
         page_num: ``pageNum`` of a list request (``1`` when absent), else ``None``.
