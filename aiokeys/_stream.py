@@ -260,11 +260,9 @@ class _Pass:
         except Exception as exc:
             self._fail(page_num, exc)
             return
-        except asyncio.CancelledError as exc:  # cancelled by someone else
-            self._fail(
-                page_num, TransportError(f"page {page_num} request was cancelled")
-            )
-            del exc
+        except asyncio.CancelledError:  # cancelled by someone else, not by us
+            error = TransportError(f"page {page_num} request was cancelled")
+            self._fail(page_num, error)
             return
         self.pages_done += 1
         self.plan.record(page_num, len(page.items), page.total_count)
