@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiokeys.testing import FakeAtlas
+from aiokeys.testing.pytest_plugin import FakeAtlasFactory
 
 GA = "application/vnd.atlas.2025-03-12+json"
 PUB, PRIV = "pubkey1", "priv-secret-value-1"
@@ -568,3 +569,43 @@ def test_constructor_validation(kwargs: dict[str, Any], match: str) -> None:
     """Impossible settings are refused when the simulator is built."""
     with pytest.raises(ValueError, match=match):
         FakeAtlas(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('opaque="', 'opaque="x'),
+        ('realm="', 'realm="other '),
+        ("qop=auth, ", ""),
+        ("algorithm=MD5", "algorithm=SHA-256"),
+        (f'username="{PUB}"', 'username="someone-else"'),
+    ],
+    ids=["opaque", "realm", "no-qop", "algorithm", "user"],
+)
+async def test_digest_refuses_altered_answers(
+    http: aiohttp.ClientSession, old: str, new: str
+) -> None:
+    """Changing the opaque, realm, qop, algorithm or user of a good answer is refused."""
+    async with FakeAtlas() as atlas:
+        atlas.add_digest_user(PUB, PRIV)
+        path = _keys_path(atlas.add_org())
+        challenge = _challenge(await _get(http, atlas, path))
+        good = _digest(challenge, path, nc=1)
+        assert old in good
+        altered = await _get(http, atlas, path, good.replace(old, new, 1))
+        control = await _get(http, atlas, path, _digest(challenge, path, nc=2))
+    assert (altered.status, control.status) == (401, 200)
+
+
+async def test_fake_atlas_factory_fixture(
+    fake_atlas_factory: FakeAtlasFactory, http: aiohttp.ClientSession
+) -> None:
+    """The factory fixture starts simulators with custom settings."""
+    atlas = await fake_atlas_factory(require_auth=False)
+    other = await fake_atlas_factory(retired_versions=("2025-03-12",))
+    resp = await _get(http, atlas, _keys_path(atlas.add_org()))
+    gone = await _get(
+        http, other, _keys_path(other.add_org()), f"Bearer {other.add_bearer_token()}"
+    )
+    assert (resp.status, gone.status) == (200, 410)
+    assert atlas.url != other.url

@@ -18,8 +18,9 @@ import pytest_asyncio
 
 from ._atlas import FakeAtlas
 
-__all__ = ["fake_atlas", "fake_atlas_factory"]
+__all__ = ["FakeAtlasFactory", "fake_atlas", "fake_atlas_factory"]
 
+#: Type of the ``fake_atlas_factory`` fixture: ``await factory(**FakeAtlas kwargs)``.
 FakeAtlasFactory = Callable[..., Awaitable[FakeAtlas]]
 
 
