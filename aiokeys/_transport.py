@@ -41,7 +41,9 @@ from yarl import URL
 
 from ._auth import BoundAuth
 from ._errors import (
+    AiokeysError,
     ApiError,
+    InvalidArgumentError,
     RateLimitError,
     RequestTimeoutError,
     TransportError,
@@ -382,12 +384,21 @@ def _unexpected(call: _Call, what: str, body: bytes) -> UnexpectedResponseError:
     return error
 
 
-def _transport_error(call: _Call, exc: BaseException) -> TransportError:
-    """Our error for an aiohttp or socket failure; the message names no secret."""
+def _transport_error(call: _Call, exc: BaseException) -> AiokeysError:
+    """Our error for an aiohttp or socket failure; the message names no secret.
+
+    Network faults become :class:`TransportError` (retried). A URL aiohttp
+    refuses and a response it refuses to follow (too many redirects) are not
+    passing faults: they become errors that are not retried.
+    """
     text = f"{_METHOD} {call.where}{_page_note(call.page_num)}: {_describe(exc)}"
-    error: TransportError
+    error: AiokeysError
     if isinstance(exc, TimeoutError):
         error = RequestTimeoutError(text)
+    elif isinstance(exc, aiohttp.InvalidURL):
+        error = InvalidArgumentError(text)
+    elif isinstance(exc, aiohttp.ClientResponseError):
+        error = UnexpectedResponseError(text)
     else:
         error = TransportError(text)
     error.page_num = call.page_num
@@ -403,6 +414,10 @@ def _describe(exc: BaseException) -> str:
         what = "server closed the connection"
     elif isinstance(exc, aiohttp.ClientPayloadError):
         what = "response body cut short"
+    elif isinstance(exc, aiohttp.InvalidURL):
+        what = "invalid URL"
+    elif isinstance(exc, aiohttp.TooManyRedirects):
+        what = "too many redirects"
     elif isinstance(exc, ConnectionResetError) or (
         isinstance(exc, OSError) and exc.errno == errno.ECONNRESET
     ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import time
@@ -20,6 +21,7 @@ from aiokeys import (
     ApiError,
     AuthenticationError,
     BadRequestError,
+    InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -30,7 +32,15 @@ from aiokeys import (
     UnexpectedResponseError,
 )
 from aiokeys._auth import AuthContext, BearerToken
-from aiokeys._transport import Transport, _Call, _parse_json, _Reply, _unwrap
+from aiokeys._retry import is_retryable
+from aiokeys._transport import (
+    Transport,
+    _Call,
+    _parse_json,
+    _Reply,
+    _transport_error,
+    _unwrap,
+)
 from aiokeys.testing import FakeAtlas, Fault, LoggedRequest
 
 #: Tiny waits so that retries cost milliseconds.
@@ -769,3 +779,62 @@ class TestDecoding:
             _unwrap(_call({"envelope": "true"}), _reply(b""), {"status": 503})
         assert caught.value.status == 503
         assert caught.value.page_num == 6
+
+
+class TestTransportErrorMapping:
+    """aiohttp's and the socket's exceptions become ours, described, never leaked."""
+
+    @pytest.mark.parametrize(
+        ("exc", "cls", "words", "retried"),
+        [
+            (
+                aiohttp.ServerDisconnectedError(),
+                TransportError,
+                "server closed the connection",
+                True,
+            ),
+            (
+                aiohttp.ClientPayloadError("Response payload is not completed"),
+                TransportError,
+                "cut short",
+                True,
+            ),
+            (
+                aiohttp.ClientOSError(errno.ECONNRESET, "Connection reset by peer"),
+                TransportError,
+                "connection reset",
+                True,
+            ),
+            (ConnectionResetError(), TransportError, "connection reset", True),
+            (
+                aiohttp.ClientConnectionError("x"),
+                TransportError,
+                "request failed",
+                True,
+            ),
+            (TimeoutError(), RequestTimeoutError, "timed out", True),
+            (
+                aiohttp.SocketTimeoutError("read"),
+                RequestTimeoutError,
+                "timed out",
+                True,
+            ),
+            (
+                aiohttp.InvalidURL("bad://?token=x"),
+                InvalidArgumentError,
+                "invalid URL",
+                False,
+            ),
+        ],
+    )
+    def test_mapping(
+        self, exc: BaseException, cls: type[AiokeysError], words: str, retried: bool
+    ) -> None:
+        """Each failure gets its class and words; the exception's own text stays out."""
+        error = _transport_error(_call(), exc)
+        assert type(error) is cls
+        assert words in str(error)
+        assert type(exc).__name__ in str(error)
+        assert "token=" not in str(error)
+        assert error.page_num == 6
+        assert is_retryable(error) is retried
