@@ -273,3 +273,35 @@ async def test_bare_break_is_cleaned_up_when_the_client_closes(world: World) -> 
             break
         assert _aiokeys_tasks()
     assert not _aiokeys_tasks()
+
+
+async def test_progress_moves_and_counts_retries(world: World) -> None:
+    """Mid-export the totals move; a retried page shows in retries."""
+    world.atlas.add_fault(
+        Fault(kind="status", status=503, org_id=world.orgs[2], page_num=2, times=1)
+    )
+    retry = RetryPolicy(max_tries=3, base=0.0, cap=0.0, jitter=False)
+    async with Client(
+        auth=BearerToken(world.token), base_url=world.atlas.url, retry=retry
+    ) as c:
+        stream = c.keys_for_orgs(world.orgs, page_size=25, org_concurrency=1)
+        async with stream:
+            first = await anext(stream)
+            early = stream.progress
+            rest = [pair async for pair in stream]
+
+    assert first[0] == world.orgs[0]
+    assert early.keys_yielded == 1
+    assert early.orgs_started == 1
+    assert early.orgs_done == 0
+    assert 1 <= early.pages_done <= early.pages_expected
+    assert len(rest) + 1 == sum(SIZES)
+    final = stream.progress
+    assert final.retries == 1
+    assert final.orgs_done == 3
+    # One worker: the orgs come out one after another, in the order given.
+    orgs = [first[0]] + [org for org, _ in rest]
+    assert [o for i, o in enumerate(orgs) if i == 0 or orgs[i - 1] != o] == [
+        world.orgs[0],
+        world.orgs[2],
+    ]
