@@ -3,13 +3,23 @@
 ::
 
     aiokeys list ORG_ID
-    aiokeys export --org ID [--org ID ...] [--orgs-file FILE] [--group ID ...]
+    aiokeys export [--org ID ...] [--orgs-file FILE] [--group ID ...]
                    [--format jsonl|csv|json] [--output FILE] [--include-secrets]
+                   [--on-error raise|skip|collect] [--quiet]
     aiokeys demo [--orgs N] [--keys N] [--latency SECONDS]
+                 [--baseline measure|compute] [--output FILE [--format F]]
+
+    every command: [--concurrency N] [--page-size N] [--api-version VERSION]
+                   [--no-progress] [--debug]
+    list, export:  [--base-url URL] [--max-tries N] [--allow-insecure-http]
 
 Credentials come from the environment (:func:`aiokeys.auth_from_env`); the base
+Credentials come from the environment (:func:`aiokeys.auth_from_env`); the base
 URL from ``--base-url``, else ``MONGODB_ATLAS_BASE_URL``, else Atlas. ``demo``
-needs none: it starts the embedded simulator.
+needs none: it starts the embedded simulator. An export is written to a
+temporary file beside ``--output`` and renamed over it only when complete
+(mode 0600 with ``--include-secrets``); without ``--output`` it goes to stdout.
+Progress bars go to stderr, and only when stderr is a terminal.
 
 Exit codes:
 
