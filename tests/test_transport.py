@@ -41,7 +41,7 @@ from aiokeys._transport import (
     _transport_error,
     _unwrap,
 )
-from aiokeys.testing import FakeAtlas, Fault, LoggedRequest
+from aiokeys.testing import FakeAtlas, Fault, LoggedRequest, RateLimit
 
 #: Tiny waits so that retries cost milliseconds.
 FAST = RetryPolicy(max_tries=4, base=0.001, cap=0.01)
@@ -445,6 +445,26 @@ class TestRateLimit:
         ]
         page_two = next(r for r in log if r.page_num == 2)
         assert page_two.time - log[0].time >= 0.45
+
+    async def test_token_bucket_is_not_hammered(self) -> None:
+        """Requests started while their org waits out a 429 hold back until it ends."""
+        policy = RetryPolicy(max_tries=4, base=0.001, cap=5.0)
+        bucket = RateLimit(capacity=6, refill=6, period=1.0)
+        async with (
+            FakeAtlas(rate_limit=bucket) as atlas,
+            open_rig(atlas, retry=policy) as rig,
+        ):
+            burst = [asyncio.create_task(rig.page(n)) for n in range(1, 10)]
+            await asyncio.wait_for(rig.retried.wait(), 5)
+            late = [asyncio.create_task(rig.page(n)) for n in range(10, 13)]
+            bodies = await asyncio.gather(*burst, *late)
+        assert all(len(b["results"]) <= 10 for b in bodies)
+        first_429 = min(r.time for r in rig.hits() if r.status == 429)
+        late_hits = [
+            r for r in rig.hits() if r.page_num is not None and r.page_num >= 10
+        ]
+        assert [r.status for r in late_hits] == [200, 200, 200]
+        assert all(r.time - first_429 >= 0.9 for r in late_hits)
 
 
 class TestCancellation:
