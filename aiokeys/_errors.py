@@ -23,6 +23,10 @@ is still a :class:`ServerError`; its ``error_code`` is then ``None`` and
 underlying aiohttp, json or cattrs exception as ``__cause__``.
 
 Messages and reprs never carry headers, query strings, request bodies or secrets.
+
+:func:`error_from_response` (raw body) and :func:`error_from_payload` (decoded
+body, e.g. the ``content`` of an ``envelope=true`` answer) are how the wire layer
+builds an :class:`ApiError`; :func:`error_class` is the status-to-class table.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ __all__ = [
     "ServerError",
     "TransportError",
     "UnexpectedResponseError",
+    "error_class",
     "error_from_payload",
     "error_from_response",
     "safe_snippet",
