@@ -543,19 +543,27 @@ class KeyStream:
         )
 
     def _admit(self, key: ApiKey) -> bool:
-        """Decide whether a key is new; a repeat within one pass is drift."""
+        """Decide whether a key is new; a repeat within one pass is drift.
+
+        In the first pass "delivered" and "seen in this pass" are the same
+        set, so only re-reads keep a second one.
+        """
         ident = key.api_key_id
         if ident is None:  # cannot be told apart: delivered by the first pass only
             return self._repairs == 0
-        if not self._pass_seen.add(ident):
-            self._duplicates += 1
-            self._note_drift(f"key {ident} seen twice")
-            return False
-        if not self._delivered.add(ident):
-            return False
         if self._repairs > 0:
+            if not self._pass_seen.add(ident):
+                return self._seen_twice(ident)
+            if not self._delivered.add(ident):
+                return False
             self._pass_new += 1
-        return True
+            return True
+        return self._delivered.add(ident) or self._seen_twice(ident)
+
+    def _seen_twice(self, ident: str) -> bool:
+        self._duplicates += 1
+        self._note_drift(f"key {ident} seen twice")
+        return False
 
     def _take_notes(self, current: _Pass) -> None:
         """Copy the pass's new drift notes into the stream's record."""
