@@ -50,6 +50,12 @@ at DEBUG). Then ``on_drift`` decides:
 * ``"raise"``: raises :class:`~aiokeys.DriftError` as soon as drift is seen;
   its ``page_num`` is the page being delivered when it was seen.
 
+Drift is only seen through what the pages show. A deletion and an insertion
+that balance out between two page reads leave ``totalCount`` unchanged and
+repeat no key, so a key that slid back across a page boundary then goes
+unnoticed, even with ``"repair"`` (``tests/test_stream_model.py`` generates
+every other kind of mutation and pins the guarantee for those).
+
 Errors, resuming, deadline
 --------------------------
 When a page gives up (retries exhausted, a 4xx, a body that is not a page),
