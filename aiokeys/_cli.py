@@ -586,7 +586,13 @@ class _ProgressView:
 
 
 def _wants_progress(args: argparse.Namespace) -> bool:
-    return not args.no_progress and sys.stderr.isatty()
+    """Bars only on a terminal, and not over records printed to that terminal."""
+    if args.no_progress or not sys.stderr.isatty():
+        return False
+    exporting_to_stdout = (
+        getattr(args, "command", None) is _run_export and args.output is None
+    )
+    return not (exporting_to_stdout and sys.stdout.isatty())
 
 
 def _when(moment: datetime | None, *, missing: str = "") -> str:

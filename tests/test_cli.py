@@ -567,20 +567,41 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, stderr=secondary, env=_env(TERM="xterm", COLUMNS="100"),
     )  # fmt: skip
     os.close(secondary)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(main, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
+    terminal = _read_all(main).decode(errors="replace")
     stdout, _ = proc.communicate(timeout=60)
     os.close(main)
-    terminal = b"".join(chunks).decode(errors="replace")
     assert proc.returncode == 0
     assert "pages" in terminal
     assert "orgs" in terminal
     assert b"pages" in stdout  # the summary
     assert b"\x1b[" not in stdout
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def test_no_bar_over_records_printed_to_the_terminal(world: World) -> None:
+    """export to stdout, stdout and stderr one terminal: records, but no bar."""
+    main, secondary = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aiokeys", "export", "--org", world.orgs[0],
+        env=_env(**{TOKEN_VAR: world.token}, MONGODB_ATLAS_BASE_URL=world.atlas.url, TERM="xterm"),
+        stdout=secondary, stderr=secondary,
+    )  # fmt: skip
+    os.close(secondary)
+    terminal = await asyncio.get_running_loop().run_in_executor(None, _read_all, main)
+    os.close(main)
+    assert await proc.wait() == 0
+    text = terminal.decode(errors="replace")
+    assert text.count('"apiKeyId"') == 45
+    assert "━" not in text
