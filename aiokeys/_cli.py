@@ -625,7 +625,11 @@ def _print_keys(keys: Sequence[ApiKey], *, title: str) -> None:
 
 
 async def _run_list(args: argparse.Namespace) -> int:
-    """``aiokeys list ORG_ID``: every key of one org, as a table."""
+    """``aiokeys list ORG_ID``: every key of one org, as a table.
+
+    The table is printed once the listing is complete, so it holds every key
+    of the org in memory; ``export`` is the streaming command for big orgs.
+    """
     validate_scopes([args.org_id], "org")
     keys: list[ApiKey] = []
     async with (
