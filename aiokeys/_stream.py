@@ -462,6 +462,7 @@ class KeyStream:
             self._current, self._index = page.items, 0
             if self._pass is not None:
                 self._pass.refill()  # the window moved on by one page
+        self._log_end()  # max_items reached
         raise StopAsyncIteration
 
     async def _next_page(self) -> Page:
