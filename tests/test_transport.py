@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import logging
 import socket
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import aiohttp
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from yarl import URL
 
 from aiokeys import (
@@ -799,6 +802,42 @@ class TestDecoding:
             _unwrap(_call({"envelope": "true"}), _reply(b""), {"status": 503})
         assert caught.value.status == 503
         assert caught.value.page_num == 6
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+class TestDecodingProperties:
+    @given(
+        body=st.binary(max_size=200)
+        | JSON_VALUES.map(lambda v: json.dumps(v).encode()),
+        keep=st.integers(0, 300),
+    )
+    def test_any_body_decodes_or_raises_ours(self, body: bytes, keep: int) -> None:
+        """Whatever bytes (whole or cut) come with a 200: JSON or an aiokeys error."""
+        with suppress(TransportError, UnexpectedResponseError):
+            _parse_json(_call(), _reply(body[:keep]))
+
+    @given(payload=JSON_VALUES, status=st.integers(100, 700))
+    def test_any_envelope_unwraps_or_raises_ours(
+        self, payload: Any, status: int
+    ) -> None:
+        """Any envelope shape unwraps, or raises the ApiError of its body status."""
+        if isinstance(payload, dict):
+            payload = payload | {"status": status}
+        call = _call({"envelope": "true"})
+        if isinstance(payload, dict) and status >= 400:
+            with pytest.raises(ApiError) as caught:
+                _unwrap(call, _reply(b""), payload)
+            assert caught.value.status == status
+        else:
+            _unwrap(call, _reply(b""), payload)
 
 
 class TestTransportErrorMapping:
