@@ -140,6 +140,15 @@ class Transport:
         retry: RetryPolicy,
         concurrency: int,
     ) -> None:
+        if (
+            isinstance(concurrency, bool)
+            or not isinstance(concurrency, int)
+            or concurrency < 1
+        ):
+            # A zero semaphore would hang every request without a word.
+            raise InvalidArgumentError(
+                f"concurrency must be an integer >= 1, got {concurrency!r}"
+            )
         self._session = session
         self._base_url = base_url
         self._accept = f"application/vnd.atlas.{api_version}+json"

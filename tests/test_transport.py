@@ -560,6 +560,23 @@ class TestConnections:
             (1, 200),
         ]
 
+    @pytest.mark.parametrize("concurrency", [0, -1, True, 1.5])
+    async def test_concurrency_is_checked(self, rig: Rig, concurrency: Any) -> None:
+        """A budget of no requests is refused by name, not a silent hang."""
+        with pytest.raises(InvalidArgumentError, match="concurrency"):
+            Transport(
+                session=rig.session,
+                base_url=URL(rig.atlas.url),
+                api_version="2025-03-12",
+                auth=BearerToken("t").bind(
+                    AuthContext(
+                        session=rig.session, base_url=URL(rig.atlas.url), retry=FAST
+                    )
+                ),
+                retry=FAST,
+                concurrency=concurrency,
+            )
+
 
 class TestEnvelope:
     async def test_list_keeps_its_shape(self, rig: Rig) -> None:
