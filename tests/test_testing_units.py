@@ -17,6 +17,7 @@ from aiokeys.testing._log import redact_query, scheme_of
 from aiokeys.testing._ratelimit import TokenBucket
 from aiokeys.testing._routes import page_params
 from aiokeys.testing._seed import fake_keys
+from aiokeys.testing._store import Store
 
 
 class _Clock:
@@ -134,17 +135,35 @@ def test_page_params_accept_exactly_the_documented_ranges(
 def test_template_json_equals_json_dumps() -> None:
     """The hand-written JSON of seeded keys is exactly json.dumps of the key."""
     start = datetime(2025, 1, 1, tzinfo=UTC)
-    for record, body in fake_keys(
+    made = fake_keys(
         random.Random(4), ["a" * 24, "b" * 24], start, 2000, set(), 86400.0
-    ):
+    )
+    for key_id, group_id, created, body, record in made:
+        assert record is not None
+        assert (key_id, group_id, created) == (
+            record["apiKeyId"],
+            record["groupId"],
+            record["createdAt"],
+        )
         public = {name: value for name, value in record.items() if name != "secret"}
         assert body == json.dumps(public, separators=(",", ":")).encode()
         assert (
-            datetime.fromisoformat(record["createdAt"]).isoformat(
-                timespec="microseconds"
-            )
-            == record["createdAt"]
+            datetime.fromisoformat(created).isoformat(timespec="microseconds")
+            == created
         )
+
+
+def test_seeding_without_records_stores_the_same_keys() -> None:
+    """records=False (the standalone's bulk load) stores exactly what records=True does."""
+    with_dicts, without = Store(), Store()
+    for store in (with_dicts, without):
+        store.add_org("0123456789abcdef01234567")
+    returned = with_dicts.seed("0123456789abcdef01234567", 300, 3, 7)
+    assert without.seed("0123456789abcdef01234567", 300, 3, 7, records=False) == []
+    assert [k.body for k in with_dicts.keys.values()] == [
+        k.body for k in without.keys.values()
+    ]
+    assert [r["apiKeyId"] for r in returned] == list(without.keys)
 
 
 def test_scheme_and_redaction() -> None:

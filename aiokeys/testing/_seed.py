@@ -10,6 +10,7 @@ the same seed gives the same keys.
 
 from __future__ import annotations
 
+import functools
 import random
 import string
 import struct
@@ -17,7 +18,7 @@ from collections.abc import Container, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-__all__ = ["fake_keys", "iso", "random_key_id"]
+__all__ = ["FakeKey", "fake_keys", "iso", "random_key_id"]
 
 _ALNUM: Final = string.ascii_lowercase + string.digits
 _SECRET_ALPHABET: Final = string.ascii_letters + string.digits
@@ -73,6 +74,11 @@ def random_key_id(rng: random.Random) -> str:
     return rng.randbytes(24).translate(_ID_TABLE).decode()
 
 
+#: What :func:`fake_keys` yields: id, project id, createdAt, public JSON, and
+#: the full dict with the secret (``None`` unless asked for).
+FakeKey = tuple[str, str, str, bytes, "dict[str, Any] | None"]
+
+
 def fake_keys(
     rng: random.Random,
     group_ids: Sequence[str],
@@ -80,11 +86,14 @@ def fake_keys(
     count: int,
     taken: Container[str],
     span_seconds: float,
-) -> Iterator[tuple[dict[str, Any], bytes]]:
-    """Yield ``count`` keys as (dict with secret, public JSON bytes without it).
+    *,
+    records: bool = True,
+) -> Iterator[FakeKey]:
+    """Yield ``count`` keys, each with its public JSON bytes (no secret).
 
     Creation times rise from ``start`` over about ``span_seconds``, in whole
-    milliseconds; ids already in ``taken`` are never produced.
+    milliseconds; ids already in ``taken`` are never produced. With
+    ``records=False`` no dict is built (a bulk load that only serves keys).
     """
     step_ms = max(2, int(2000 * span_seconds / max(count, 1)))
     clock = _MillisClock(start)
@@ -94,7 +103,7 @@ def fake_keys(
         while key_id in taken:
             key_id = random_key_id(rng)
         clock.advance(1 + int.from_bytes(block[67:71]) % step_ms)
-        yield _one(block, key_id, group_ids, clock)
+        yield _one(block, key_id, group_ids, clock, records)
 
 
 class _MillisClock:
@@ -117,47 +126,70 @@ class _MillisClock:
         if prefix is None:
             prefix = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%dT")
             self._days[day] = prefix
-        hours, rest = divmod(rest, 3_600_000)
-        minutes, rest = divmod(rest, 60_000)
-        seconds, millis = divmod(rest, 1000)
-        return f"{prefix}{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}000+00:00"
+        second, millis = divmod(rest, 1000)
+        return f"{prefix}{_clock_faces()[second]}.{millis:03d}000+00:00"
+
+
+@functools.cache
+def _clock_faces() -> tuple[str, ...]:
+    """``"HH:MM:SS"`` for every second of a day (86,400 short strings, built once)."""
+    return tuple(
+        f"{h:02d}:{m:02d}:{s:02d}"
+        for h in range(24)
+        for m in range(60)
+        for s in range(60)
+    )
 
 
 def _one(
-    block: bytes, key_id: str, group_ids: Sequence[str], clock: _MillisClock
-) -> tuple[dict[str, Any], bytes]:
+    block: bytes,
+    key_id: str,
+    group_ids: Sequence[str],
+    clock: _MillisClock,
+    records: bool,
+) -> FakeKey:
     secret = "al-" + block[24:67].translate(_SECRET_TABLE).decode()
-    used_flag, used_steps, status, creator, group, name1, name2, name3 = (
-        _EXTRA.unpack_from(block, 71)
+    flag, steps, status, creator, group, name1, name2, name3 = _EXTRA.unpack_from(
+        block, 71
     )
     created = clock.format(clock.ms)
-    used = (
-        None
-        if used_flag < _NULL_USED
-        else clock.format(clock.ms + used_steps * 120_000)
+    used = None if flag < _NULL_USED else clock.format(clock.ms + steps * 120_000)
+    group_id = group_ids[group % len(group_ids)]
+    values = (
+        key_id,
+        created,
+        _CREATORS[creator % len(_CREATORS)],
+        group_id,
+        used,
+        "al-****" + secret[-4:],
+        f"{_ENVS[name1 % len(_ENVS)]}-{_USES[name2 % len(_USES)]}-{name3 % 1000:03d}",
+        _STATUSES[status],
     )
-    record = {
+    body = _TEMPLATE.format(
+        *values[:4], "null" if used is None else f'"{used}"', *values[5:]
+    )
+    return (
+        key_id,
+        group_id,
+        created,
+        body.encode(),
+        _record(values, secret) if records else None,
+    )
+
+
+def _record(values: tuple[str | None, ...], secret: str) -> dict[str, Any]:
+    key_id, created, created_by, group_id, used, masked, name, status = values
+    return {
         "apiKeyId": key_id,
         "cloud": "ANY",
         "createdAt": created,
-        "createdBy": _CREATORS[creator % len(_CREATORS)],
+        "createdBy": created_by,
         "endpoint": "ai.mongodb.com",
         "geography": "ANY",
-        "groupId": group_ids[group % len(group_ids)],
+        "groupId": group_id,
         "lastUsedAt": used,
-        "maskedSecret": "al-****" + secret[-4:],
-        "name": f"{_ENVS[name1 % len(_ENVS)]}-{_USES[name2 % len(_USES)]}-{name3 % 1000:03d}",
+        "maskedSecret": masked,
+        "name": name,
         "secret": secret,
-        "status": _STATUSES[status],
+        "status": status,
     }
-    body = _TEMPLATE.format(
-        key_id,
-        created,
-        record["createdBy"],
-        record["groupId"],
-        "null" if used is None else f'"{used}"',
-        record["maskedSecret"],
-        record["name"],
-        record["status"],
-    ).encode()
-    return record, body
