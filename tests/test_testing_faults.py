@@ -271,6 +271,20 @@ async def test_after_page_waits_for_its_page(
     assert len(atlas.key_ids(org_id)) == 35
 
 
+async def test_after_page_ignores_enveloped_errors(
+    atlas: FakeAtlas, http: aiohttp.ClientSession
+) -> None:
+    """A 400 for that page, sent as HTTP 200 by envelope=true, is not a served page."""
+    org_id = _org(atlas, keys=30)
+    atlas.after_page(org_id, page_num=2, add=5)
+    url = f"{atlas.url}/api/atlas/v2/orgs/{org_id}/aiModelApiKeys"
+    query = {"pageNum": "2", "itemsPerPage": "0", "envelope": "true"}
+    async with http.get(url, params=query, headers={"Accept": GA}) as resp:
+        body = await resp.json(content_type=None)
+    assert (resp.status, body["status"]) == (200, 400)
+    assert len(atlas.key_ids(org_id)) == 30
+
+
 async def test_rate_limit_token_bucket(http: aiohttp.ClientSession) -> None:
     """An empty bucket answers 429 with Retry-After; headers count down."""
     async with FakeAtlas(

@@ -277,8 +277,8 @@ class _Pipeline:
     ) -> web.Response:
         method = request.method
         if route.is_list and method == "GET":
-            response = _routes.list_page(request, self.state, route, renderer)
-            if response.status == 200:
+            response, served = _routes.list_page(request, self.state, route, renderer)
+            if served:
                 self._drift(route.scope_id, _site(request, route).page_num)
             return response
         if route.is_list:

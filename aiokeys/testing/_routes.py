@@ -154,11 +154,15 @@ def find_key(state: SimState, route: Route) -> StoredKey | None:
 
 def list_page(
     request: web.Request, state: SimState, route: Route, renderer: Renderer
-) -> web.Response:
-    """One page of a list endpoint: a slice of the scope's keys, in creation order."""
+) -> tuple[web.Response, bool]:
+    """One page of a list endpoint: a slice of the scope's keys, in creation order.
+
+    Returns the answer and whether a page was served (not a 400, which
+    ``envelope=true`` would send as HTTP 200).
+    """
     page_num, size, bad = page_params(request.query)
     if bad:
-        return bad_request(renderer, bad)
+        return bad_request(renderer, bad), False
     keys = state.store.scope_keys(route.scope_id)
     start = (page_num - 1) * size
     chunk = keys[start : start + size]
@@ -172,7 +176,7 @@ def list_page(
     )
     if reported is not None:
         tail["totalCount"] = reported
-    return renderer.page([links, *(stored.body for stored in chunk)], tail)
+    return renderer.page([links, *(stored.body for stored in chunk)], tail), True
 
 
 def _links(request: web.Request, page_num: int, size: int, *, has_next: bool) -> bytes:
