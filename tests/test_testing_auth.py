@@ -563,6 +563,9 @@ def test_digest_accepts_any_printable_credentials(
         ({"digest_algorithms": ("SHA-512",)}, "digest algorithm"),
         ({"latency": -1.0}, "latency"),
         ({"token_lifetime": 0}, "token_lifetime"),
+        ({"nonce_max_uses": 0}, "nonce_max_uses"),
+        ({"nonce_max_age": -1.0}, "nonce_max_age"),
+        ({"token_rate_limit": 0}, "token_rate_limit"),
     ],
 )
 def test_constructor_validation(kwargs: dict[str, Any], match: str) -> None:

@@ -103,11 +103,13 @@ class FakeAtlas:
         retired_versions: Iterable[str] = (),
         total_count: Callable[[int, int], int | None] | None = None,
     ) -> None:
-        _check_non_negative("latency", latency)
-        if token_lifetime <= 0:
-            raise InvalidArgumentError(
-                f"token_lifetime must be > 0, got {token_lifetime!r}"
-            )
+        _check_settings(
+            latency=latency,
+            nonce_max_uses=nonce_max_uses,
+            nonce_max_age=nonce_max_age,
+            token_lifetime=token_lifetime,
+            token_rate_limit=token_rate_limit,
+        )
         self._host = host
         self._port = port
         self._state = SimState(
@@ -322,6 +324,27 @@ class FakeAtlas:
     def clear_requests(self) -> None:
         """Empty the request log."""
         self._state.log = []
+
+
+def _check_settings(
+    *,
+    latency: float,
+    nonce_max_uses: int | None,
+    nonce_max_age: float | None,
+    token_lifetime: float,
+    token_rate_limit: int | None,
+) -> None:
+    """Refuse settings no client could live with, naming the argument."""
+    _check_non_negative("latency", latency)
+    positive = {
+        "nonce_max_uses": nonce_max_uses,
+        "nonce_max_age": nonce_max_age,
+        "token_lifetime": token_lifetime,
+        "token_rate_limit": token_rate_limit,
+    }
+    for name, value in positive.items():
+        if value is not None and not value > 0:
+            raise InvalidArgumentError(f"{name} must be > 0, got {value!r}")
 
 
 def _check_non_negative(name: str, value: float) -> None:
