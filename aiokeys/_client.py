@@ -44,7 +44,8 @@ DEFAULT_TIMEOUT: Final = 30.0
 MAX_PAGE_SIZE: Final = 500
 
 _SCOPE_ID: Final = re.compile(r"[a-f0-9]{24}")
-_KEY_ID: Final = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+# One URL path segment; starting with a letter or digit rules out "." and "..".
+_KEY_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
 _API_VERSION: Final = re.compile(r"[A-Za-z0-9.-]{1,32}")
 _ON_DRIFT: Final = frozenset({"repair", "warn", "raise"})
 _PREFIX: Final = "/api/atlas/v2"
@@ -280,7 +281,9 @@ class Client:
     ) -> KeyStream:
         """Every key of an organization, as a :class:`~aiokeys.KeyStream`.
 
-        Nothing is requested until the stream is iterated.
+        Nothing is requested until the stream is iterated. Page 1 (or
+        ``start_page``) is read alone, then the other pages concurrently; see
+        :class:`~aiokeys.KeyStream` for the end rule and drift.
 
         Args:
             org_id: The organization, 24 lowercase hex digits.
@@ -289,11 +292,18 @@ class Client:
                 them are never requested.
             ordered: Keys in server order (page ``k`` after ``k - 1``), or
                 ``False`` for pages as they land.
-            on_drift: ``"repair"``, ``"warn"`` or ``"raise"`` (see
-                :mod:`aiokeys._stream`).
-            start_page: Resume from this page (>= 1), e.g. an error's ``page_num``.
-            deadline: Seconds the whole listing may take, retries included;
-                past it :class:`~aiokeys.RequestTimeoutError` is raised.
+            on_drift: What a listing that shifted under us does: ``"repair"``
+                re-reads it until a clean pass and yields the keys it missed
+                last; ``"warn"`` only records; ``"raise"`` raises
+                :class:`~aiokeys.DriftError`.
+            start_page: The first page to read (>= 1). After a failure, pass
+                the error's ``page_num``: with ``ordered=True`` the keys of the
+                earlier pages were all delivered and none of that page, so
+                the listing resumes with neither gap nor repeat (unless the
+                list changed in between).
+            deadline: Seconds the whole listing may take from its first
+                request, retries and re-reads included; past it
+                :class:`~aiokeys.RequestTimeoutError` is raised.
 
         Raises:
             InvalidArgumentError: An invalid argument (nothing is sent).

@@ -26,6 +26,10 @@ Consequences, each pinned by a test in ``tests/test_paging.py``:
   count says more remain: it is recorded as drift and reading goes on;
 * page 1 (or the resume page) is read alone; pages are never numbered below
   it, so ``pageNum=0`` is never sent and no page is planned twice.
+
+The price: a list whose size is an exact multiple of ``s`` costs one more
+(empty) request, and a count far too high costs empty reads up to the page
+it implies. Both are bounded, and both beat missing keys.
 """
 
 from __future__ import annotations

@@ -104,8 +104,9 @@ async def test_ids_validated(fake_atlas: FakeAtlas, bad: Any) -> None:
             await client.group_keys_page(bad)
         with pytest.raises(InvalidArgumentError, match="org_id"):
             await client.get_org_key(bad, "abc")
-        with pytest.raises(InvalidArgumentError, match="api_key_id"):
-            await client.get_group_key(GOOD_ID, "../../orgs")
+        for bad_key in ("../../orgs", "..", ".", "a/b", "", "k" * 129):
+            with pytest.raises(InvalidArgumentError, match="api_key_id"):
+                await client.get_group_key(GOOD_ID, bad_key)
         with pytest.raises(InvalidArgumentError, match="page_num"):
             await client.org_keys_page(GOOD_ID, page_num=0)
     assert fake_atlas.requests == []
