@@ -1,106 +1,73 @@
 """Turn JSON bodies into :class:`~aiokeys.Page` and :class:`~aiokeys.ApiKey`.
 
-Listings decode a lot of keys (an export may decode hundreds of thousands), so
-each key first goes through a direct path that checks the same rules as the
-client's strict cattrs converter (strings are strings, timestamps carry an
-offset, unknown fields are ignored) at a fraction of the cost. Anything the
-direct path does not accept is handed to the converter, which either decodes
-it or explains why not; that explanation becomes an
+Every key goes through the client's own strict cattrs converter (see
+:func:`aiokeys._models.make_converter`): strings are strings, timestamps carry
+an offset, unknown fields are ignored. What it refuses becomes an
 :class:`~aiokeys.UnexpectedResponseError` naming the page, the item index and
 the field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any, Final
+import functools
+from collections.abc import Callable
+from typing import Any
 
 import cattrs
 
 from ._errors import UnexpectedResponseError
-from ._models import _JSON_NAMES, ApiKey, Link, Page
+from ._models import ApiKey, Link, Page
 
 __all__ = ["decode_key", "decode_page"]
 
-_DATETIME_ATTRS: Final = frozenset({"created_at", "last_used_at"})
 
-# (slot setter, JSON name, is a timestamp) per field. Setting the slots through
-# their descriptors skips the frozen class's guarded ``__setattr__``, which is
-# most of the cost of building a key; every slot is always set.
-_FIELDS: Final = tuple(
-    (getattr(ApiKey, attr).__set__, name, attr in _DATETIME_ATTRS)
-    for attr, name in _JSON_NAMES.items()
-)
-_new = object.__new__
-_fromisoformat = datetime.fromisoformat
+def _structure_key(
+    hook: Callable[[Any, type[ApiKey]], ApiKey],
+    raw: Any,
+    where: str | Callable[[], str],
+) -> ApiKey:
+    """Decode one key with the converter's hook, turning its complaint into ours.
 
-
-def _direct_key(raw: Mapping[str, Any]) -> ApiKey | None:
-    """Decode a well-formed key without cattrs, or return ``None`` to defer to it.
-
-    Accepts exactly what the strict converter accepts: each field absent,
-    ``null`` or a string, timestamps ISO 8601 with an offset; other fields
-    ignored. ``tests/test_stream_decode.py`` checks both agree.
+    ``where`` names the key in the message; a callable is only called on failure,
+    so a page of 500 good keys formats no message at all.
     """
-    key = _new(ApiKey)
-    get = raw.get
-    for setter, name, is_timestamp in _FIELDS:
-        value = get(name)
-        if value is not None:
-            if type(value) is not str:
-                return None
-            if is_timestamp:
-                try:
-                    value = _fromisoformat(value)
-                except ValueError:
-                    return None
-                if value.tzinfo is None:
-                    return None
-        setter(key, value)
-    return key
-
-
-def _slow_key(converter: cattrs.Converter, raw: Any, where: str) -> ApiKey:
-    """Decode through the converter, turning its complaint into ours."""
-    if not isinstance(raw, dict):
+    if type(raw) is not dict:
+        place = where if isinstance(where, str) else where()
         raise UnexpectedResponseError(
-            f"{where} is a JSON {type(raw).__name__}, not an object"
+            f"{place} is a JSON {type(raw).__name__}, not an object"
         )
     try:
-        return converter.structure(raw, ApiKey)
+        return hook(raw, ApiKey)
     except cattrs.ClassValidationError as exc:
+        place = where if isinstance(where, str) else where()
         problems = "; ".join(cattrs.transform_error(exc, path="$"))
         raise UnexpectedResponseError(
-            f"{where} is not a valid key: {problems}"
+            f"{place} is not a valid key: {problems}"
         ) from exc
     except (TypeError, ValueError, KeyError) as exc:  # converters built without detail
+        place = where if isinstance(where, str) else where()
         raise UnexpectedResponseError(
-            f"{where} is not a valid key: {type(exc).__name__}"
+            f"{place} is not a valid key: {type(exc).__name__}"
         ) from exc
 
 
 def decode_key(converter: cattrs.Converter, raw: Any, *, where: str = "key") -> ApiKey:
     """Decode one key object; ``where`` names it in the error message."""
-    if type(raw) is dict:
-        key = _direct_key(raw)
-        if key is not None:
-            return key
-    return _slow_key(converter, raw, where)
+    return _structure_key(converter.get_structure_hook(ApiKey), raw, where)
 
 
 def _decode_keys(
     converter: cattrs.Converter, results: list[Any], page_num: int
 ) -> tuple[ApiKey, ...]:
-    direct = _direct_key
-    out: list[ApiKey] = []
-    append = out.append
-    for index, raw in enumerate(results):
-        key = direct(raw) if type(raw) is dict else None
-        if key is None:
-            key = _slow_key(converter, raw, f"page {page_num} item {index}")
-        append(key)
-    return tuple(out)
+    hook = converter.get_structure_hook(ApiKey)
+    return tuple(
+        [
+            _structure_key(
+                hook, raw, functools.partial("page {} item {}".format, page_num, index)
+            )
+            for index, raw in enumerate(results)
+        ]
+    )
 
 
 def _decode_links(raw: Any, page_num: int) -> tuple[Link, ...]:

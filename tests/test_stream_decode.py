@@ -1,4 +1,4 @@
-"""Page and key decoding: the example page, bad bodies, the direct path's fidelity."""
+"""Page and key decoding: the example page, bad bodies, refusals named as ours."""
 
 from __future__ import annotations
 
@@ -154,8 +154,8 @@ def _via_converter(raw: dict[str, Any]) -> ApiKey | None:
 
 
 @given(raw=KEYS)
-def test_direct_path_agrees_with_the_converter(raw: dict[str, Any]) -> None:
-    """The fast path accepts and builds exactly what the strict converter does."""
+def test_decode_key_agrees_with_the_converter(raw: dict[str, Any]) -> None:
+    """decode_key accepts what the strict converter does, and refuses as ours."""
     expected = _via_converter(raw)
     try:
         got = decode_key(CONVERTER, raw)
