@@ -22,7 +22,7 @@ from yarl import URL
 
 from ._auth import Auth, AuthContext, BoundAuth, validate_base_url
 from ._decode import decode_key, decode_page
-from ._errors import AiokeysError, InvalidArgumentError
+from ._errors import AiokeysError, ClientClosedError, InvalidArgumentError
 from ._models import ApiKey, Page, make_converter
 from ._retry import RetryPolicy
 from ._stream import KeyStream, ListingSpec, OnDrift
@@ -238,7 +238,11 @@ class Client:
             return
         self._closed = True
         for stream in list(self._streams):
-            await stream.aclose()
+            await stream.abort(
+                ClientClosedError(
+                    f"listing {stream.label} stopped: its client was closed"
+                )
+            )
         await self._reap_tasks()
         if self._bound is not None:
             await self._bound.aclose()

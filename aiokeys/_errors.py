@@ -15,7 +15,8 @@
     ├── UnexpectedResponseError                  a success status whose body is not a page or key
     ├── TransportError                           refused or reset connection, body cut short
     │   └── RequestTimeoutError                  a request or a listing deadline ran out
-    └── DriftError                               ``on_drift="raise"`` and the listing shifted
+    ├── DriftError                               ``on_drift="raise"`` and the listing shifted
+    └── ClientClosedError                        the client was closed under an open listing
 
 The status alone picks the :class:`ApiError` subclass, so an HTML 502 from a proxy
 is still a :class:`ServerError`; its ``error_code`` is then ``None`` and
@@ -44,6 +45,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BadRequestField",
+    "ClientClosedError",
     "DriftError",
     "InvalidArgumentError",
     "MissingCredentialsError",
@@ -369,3 +371,11 @@ def _phrase(status: int) -> str | None:
         return http.HTTPStatus(status).phrase
     except ValueError:
         return None
+
+
+class ClientClosedError(AiokeysError):
+    """The client was closed while a listing was still being read.
+
+    Raised by the listing's next ``__anext__`` so that a consumer in another
+    task never mistakes a cut-off listing for a complete one.
+    """

@@ -82,7 +82,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, Final, Literal, Self, TypeAlias
+from typing import Any, Final, Literal, NoReturn, Self, TypeAlias
 
 import attrs
 
@@ -372,6 +372,7 @@ class KeyStream:
         self._on_close = on_close
         self._pass: _Pass | None = None
         self._closed = False
+        self._abort_reason: AiokeysError | None = None
         self._deadline_at: float | None = None
         self._current: tuple[ApiKey, ...] = ()
         self._index = 0
@@ -393,6 +394,11 @@ class KeyStream:
 
     def __repr__(self) -> str:
         return f"<KeyStream {self._spec.label} keys_yielded={self._keys_yielded}>"
+
+    @property
+    def label(self) -> str:
+        """What is listed, e.g. ``org 5f1...`` (no credentials, no query)."""
+        return self._spec.label
 
     @property
     def progress(self) -> Progress:
@@ -436,9 +442,29 @@ class KeyStream:
             on_close, self._on_close = self._on_close, None
             on_close(self)
 
+    async def abort(self, reason: AiokeysError) -> None:
+        """Close the stream so that iterating it raises ``reason`` from now on.
+
+        The client calls this when it is closed under an open listing: the
+        consumer must learn that the listing did not finish, not see a
+        shorter list that looks complete.
+        """
+        if not self._closed:
+            self._abort_reason = reason
+        await self.aclose()
+
+    def _stop(self) -> NoReturn:
+        """End the iteration: quietly after aclose(), with the reason after abort()."""
+        reason = self._abort_reason
+        if reason is None:
+            raise StopAsyncIteration
+        error = type(reason)(*reason.args)
+        error.keys_yielded = self._keys_yielded
+        raise error
+
     async def __anext__(self) -> ApiKey:
         if self._closed:
-            raise StopAsyncIteration
+            self._stop()
         try:
             return await self._next_key()
         except AiokeysError as exc:
@@ -471,7 +497,7 @@ class KeyStream:
             current = self._pass or self._start_pass()
             page = await current.next_page()
             if self._closed:
-                raise StopAsyncIteration
+                self._stop()
             # Drift raised now names the page whose keys were not delivered yet.
             self._stop_page = current.buffer.low if page is None else page.page_num
             self._take_notes(current)

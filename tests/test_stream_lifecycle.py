@@ -7,9 +7,10 @@ import time
 from typing import Any
 
 import aiohttp
+import pytest
 
 import aiokeys
-from aiokeys import Client, KeyStream
+from aiokeys import Client, ClientClosedError, KeyStream
 from aiokeys.testing import FakeAtlas
 
 
@@ -207,7 +208,7 @@ async def test_memory_bounded_by_window(fake_atlas: FakeAtlas) -> None:
 async def test_client_close_ends_a_consumer_in_another_task(
     fake_atlas: FakeAtlas,
 ) -> None:
-    """Closing the client while a task waits for a page ends that task's loop."""
+    """Closing the client under a waiting consumer raises ClientClosedError there."""
     org = fake_atlas.add_org()
     fake_atlas.seed_keys(org, 1000, seed=1)
     client = _client(fake_atlas, concurrency=2)
@@ -224,6 +225,8 @@ async def test_client_close_ends_a_consumer_in_another_task(
     await first.wait()
     await asyncio.sleep(0.05)
     await client.aclose()
-    await asyncio.wait_for(task, timeout=1.0)  # ends normally, does not hang
+    with pytest.raises(ClientClosedError) as caught:
+        await asyncio.wait_for(task, timeout=1.0)  # raises, does not hang
+    assert caught.value.keys_yielded == 100
     assert len(got) == 100
     assert _others() == set()
