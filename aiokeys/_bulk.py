@@ -20,7 +20,10 @@ and hands out ``(org_id, ApiKey)`` pairs as they come:
 - **Lifecycle.** The workers are tasks owned by the stream, never a
   ``TaskGroup`` around a ``yield``. Leaving ``async with``, :meth:`aclose`, an
   error, or cancelling the consumer (inside ``async with``) cancels every
-  worker, which closes its listing, and waits for them.
+  worker, which closes its listing, and waits for them. The client also
+  tracks the workers: closing it cancels them, and a consumer still reading
+  gets :class:`~aiokeys.ClientClosedError` once the pairs already queued are
+  handed out, never a quiet, shorter end.
 
 ``on_error`` decides what a 403 (:class:`~aiokeys.PermissionDeniedError`) or a
 404 (:class:`~aiokeys.NotFoundError`) of one org does: ``"raise"`` ends the
@@ -33,6 +36,7 @@ it concerns the credentials or the service, not one org.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections import deque
@@ -44,6 +48,7 @@ import attrs
 
 from ._errors import (
     ApiError,
+    ClientClosedError,
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
@@ -235,6 +240,8 @@ class BulkKeyStream:
         self._live = 0
         self._started = False
         self._closed = False
+        self._stopping = False
+        self._cut_off: ClientClosedError | None = None
 
     @property
     def errors(self) -> tuple[OrgFailure, ...]:
@@ -268,6 +275,9 @@ class BulkKeyStream:
             raise StopAsyncIteration
         self._start()
 
+        if self._cut_off is not None and self._queue.empty():
+            await self.aclose()
+            raise self._cut_off
         item = await self._queue.get()
 
         if isinstance(item, tuple):
@@ -313,6 +323,25 @@ class BulkKeyStream:
             self._spawn(self._worker(), f"aiokeys bulk worker {n}")
             for n in range(self._workers_wanted)
         ]
+        for task in self._tasks:
+            task.add_done_callback(self._worker_ended)
+
+    def _worker_ended(self, task: asyncio.Task[None]) -> None:
+        """Notice a worker cancelled from outside (its client closed under it).
+
+        The consumer, perhaps in another task, must then learn that the export
+        was cut off rather than wait forever or see a short export that looks
+        complete. A worker blocked on a full queue is not inside its listing,
+        so the listing's own ClientClosedError cannot tell it.
+        """
+        if not task.cancelled() or self._closed or self._stopping:
+            return
+        if self._cut_off is None:
+            self._cut_off = ClientClosedError(
+                "bulk export stopped before its end: its client was closed"
+            )
+            with contextlib.suppress(asyncio.QueueFull):
+                self._queue.put_nowait(_Failure(self._cut_off))
 
     async def _worker(self) -> None:
         """List orgs one after another until none is left; report the end."""
@@ -359,6 +388,7 @@ class BulkKeyStream:
             self._errors.append(OrgFailure(org_id=scope[1], error=exc))
 
     def _stop_others(self) -> None:
+        self._stopping = True
         current = asyncio.current_task()
         for task in self._tasks:
             if task is not current:

@@ -16,6 +16,7 @@ from aiokeys import (
     AuthenticationError,
     BearerToken,
     Client,
+    ClientClosedError,
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
@@ -305,3 +306,33 @@ async def test_progress_moves_and_counts_retries(world: World) -> None:
         world.orgs[0],
         world.orgs[2],
     ]
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.01])
+async def test_closing_the_client_under_a_consumer_raises(
+    world: World, pause: float
+) -> None:
+    """A consumer in another task learns the export was cut off; it never hangs.
+
+    With a pause per key the queue is full when the client closes: the
+    workers are then waiting on it, not on their listings.
+    """
+    started = asyncio.Event()
+    c = Client(auth=BearerToken(world.token), base_url=world.atlas.url)
+
+    async def consume() -> int:
+        n = 0
+        async with c.keys_for_orgs(world.orgs, page_size=5) as stream:
+            async for _ in stream:
+                n += 1
+                started.set()
+                await asyncio.sleep(pause)
+        return n
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.sleep(pause * 5)
+    await c.aclose()
+    with pytest.raises(ClientClosedError):
+        await asyncio.wait_for(task, 5)
+    assert not _aiokeys_tasks()
