@@ -88,7 +88,8 @@ def to_markdown(results: Results, *, command: str) -> str:
         f"`{command}` ({results.settings.name} settings), {stamp}, "
         f"{results.elapsed / 60:.1f} min in all.",
         "",
-        f"Machine: {machine()}.",
+        f"Machine: {machine()}. Load average (1 min) {results.load_before:.2f}"
+        f" before the run, {results.load_after:.2f} after.",
         "",
         *(f"- {note}" for note in results.notes),
         "",

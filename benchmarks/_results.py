@@ -43,6 +43,9 @@ class Results:
     ideal: dict[int, float] = attrs.Factory(dict)
     profile: str = ""
     elapsed: float = 0.0
+    #: One-minute load averages around the run: other work on the machine skews it.
+    load_before: float = 0.0
+    load_after: float = 0.0
 
     def add(
         self, section: str, label: str, stats: Stats, unit: str, compare: str = ""

@@ -90,6 +90,7 @@ def run_scaling(settings: Settings, results: Results) -> None:
     biggest = max(settings.scaling_pages)
     for pages in settings.scaling_pages:
         keys = pages * settings.page_size
+        _say(f"  {pages} pages")
         with simulator(orgs=1, keys=keys, latency=settings.latency) as sim:
             target = _target(
                 sim, page_size=settings.page_size, concurrency=settings.concurrency
@@ -284,6 +285,7 @@ def run_memory(settings: Settings, results: Results) -> None:
     section = "4. memory: peak RSS of a fresh process (growth over its baseline)"
     peaks: dict[tuple[str, int], float] = {}
     for keys in settings.memory_keys:
+        _say(f"  {keys:,} keys")
         with simulator(orgs=1, keys=keys, latency=0.0) as sim:
             for name in ("aiokeys", "aiokeys-unordered", "gather"):
                 reports = [
@@ -367,13 +369,34 @@ def _many_contenders() -> list[tuple[str, Contender]]:
     return contenders
 
 
-def run_all(settings: Settings, *, with_profile: bool = False) -> Results:
-    """Every scenario, in an order that keeps the largest simulators apart."""
-    results = Results(settings=settings)
+def _say(message: str) -> None:
+    """Progress on stderr: a full run takes minutes."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run_all(
+    settings: Settings,
+    *,
+    only: frozenset[int] | None = None,
+    with_profile: bool = False,
+) -> Results:
+    """Every scenario (or those in ``only``); memory first, while this process is small."""
+    wanted = only or frozenset(range(1, 8))
+    results = Results(settings=settings, load_before=os.getloadavg()[0])
     start = time.perf_counter()
-    run_scaling(settings, results)
-    run_many_orgs(settings, results)
-    run_cpu(settings, results, with_profile=with_profile)
-    run_memory(settings, results)
+    if 4 in wanted:
+        _say("scenario 4: memory")
+        run_memory(settings, results)
+    if wanted & {1, 2, 7}:
+        _say("scenarios 1, 2, 7: latency-bound scaling")
+        run_scaling(settings, results)
+    if 6 in wanted:
+        _say("scenario 6: many orgs")
+        run_many_orgs(settings, results)
+    if wanted & {3, 5}:
+        _say("scenarios 3, 5: CPU-bound and event-loop stall")
+        run_cpu(settings, results, with_profile=with_profile)
     results.elapsed = time.perf_counter() - start
+    results.load_after = os.getloadavg()[0]
+    _say(f"done in {results.elapsed / 60:.1f} min")
     return results
