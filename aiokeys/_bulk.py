@@ -412,21 +412,16 @@ def open_bulk(
             return client.org_keys(scope_id, page_size=page_size)
         return client.group_keys(scope_id, page_size=page_size)
 
-    def spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        # The client reaps the tasks it tracks when it closes: a stream left
-        # behind by a bare ``break`` does not outlive its client.
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        client._tasks.add(task)
-        task.add_done_callback(client._task_done)
-        return task
-
+    # The workers are spawned by the client, which cancels and awaits its tasks
+    # when it closes: a stream left behind by a bare ``break`` does not outlive
+    # its client.
     return BulkKeyStream(
         scopes=scopes,
         open_listing=open_listing,
         page_size=page_size,
         on_error=on_error,
         workers=org_concurrency or client.concurrency,
-        spawn=spawn,
+        spawn=client._spawn,
     )
 
 
