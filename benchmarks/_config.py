@@ -19,7 +19,7 @@ class Settings:
 
     name: str
     runs: int = 5
-    big_runs: int = 3
+    big_runs: int = 2
     memory_runs: int = 3
     latency: float = 0.05
     page_size: int = 500

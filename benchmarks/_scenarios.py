@@ -29,7 +29,7 @@ from ._contenders import (
     aiokeys_many_orgs,
     ideal_seconds,
 )
-from ._decode import CLIENT_PATH, DECODERS, fetch_bodies, measure_decoder, profile
+from ._decode import CLIENT_PATH, HAND_PATH, fetch_bodies, measure_decoders, profile
 from ._memchild import TOKEN_ENV
 from ._results import Results
 from ._sim import SimInfo, simulator
@@ -39,6 +39,7 @@ __all__ = ["run_all"]
 
 _ROOT = Path(__file__).resolve().parents[1]
 _MIB = 1024 * 1024
+_MEMORY_CONTENDERS = ("aiokeys", "gather")
 
 
 def _target(sim: SimInfo, *, page_size: int, concurrency: int) -> Target:
@@ -197,10 +198,7 @@ def run_cpu(settings: Settings, results: Results, *, with_profile: bool) -> None
 def _decode_rows(
     settings: Settings, results: Results, section: str, bodies: list[bytes]
 ) -> None:
-    rates = {
-        name: measure_decoder(decoder, bodies, runs=settings.runs)
-        for name, decoder in DECODERS
-    }
+    rates = measure_decoders(bodies, runs=settings.runs)
     floor = rates["orjson -> dicts"].median
     for name, stats in rates.items():
         results.add(
@@ -208,15 +206,16 @@ def _decode_rows(
             f"decode only: {name}",
             stats,
             "keys/s",
-            f"{floor / stats.median:.2f}x the orjson-dicts time",
+            f"{1e6 / stats.median:.2f} us a key, {floor / stats.median:.1f}x orjson-dicts",
         )
-    hand = rates["orjson + hand-written decoder"].median
+    hand = rates[HAND_PATH].median
     ours = rates[CLIENT_PATH].median
     per_key = (1 / ours - 1 / hand) * 1e6
     results.aim(
-        "decode overhead: the client's decode path vs orjson + a hand-written decoder",
-        f"{hand / ours:.2f}x the time, {per_key:+.1f} us a key",
-        met=ours >= 0.8 * hand,
+        "decode overhead: aiokeys' page decoder within 1.25x of a hand-written one"
+        " (both on stdlib json)",
+        f"{hand / ours:.2f}x the time, {per_key:+.2f} us a key",
+        met=hand / ours <= 1.25,
     )
 
 
@@ -245,9 +244,11 @@ async def _stall_run(contender: Contender, target: Target) -> float:
 
 def _stalls(settings: Settings, results: Results, target: Target) -> None:
     section = f"5. event-loop stall: worst lateness of a 1 ms ticker, {settings.cpu_keys:,} keys"
-    worst: dict[str, list[float]] = {name: [] for name, _ in CONTENDERS}
+    # The gather's stall (hundreds of ms) is known; it is left out to save time.
+    contenders = [(n, c) for n, c in CONTENDERS if "gather" not in n]
+    worst: dict[str, list[float]] = {name: [] for name, _ in contenders}
     for _ in range(settings.runs):
-        for name, contender in CONTENDERS:
+        for name, contender in contenders:
             worst[name].append(asyncio.run(_stall_run(contender, target)) * 1000)
     for name, samples in worst.items():
         results.add(section, name, Stats(samples=tuple(samples)), "ms")
@@ -287,7 +288,7 @@ def run_memory(settings: Settings, results: Results) -> None:
     for keys in settings.memory_keys:
         _say(f"  {keys:,} keys")
         with simulator(orgs=1, keys=keys, latency=0.0) as sim:
-            for name in ("aiokeys", "aiokeys-unordered", "gather"):
+            for name in _MEMORY_CONTENDERS:
                 reports = [
                     _memory_child(sim, name, settings)
                     for _ in range(settings.memory_runs)
@@ -307,7 +308,7 @@ def run_memory(settings: Settings, results: Results) -> None:
                     f"growth {growth.median:.1f} MiB",
                 )
     small, big = settings.memory_keys
-    for name in ("aiokeys", "aiokeys-unordered", "gather"):
+    for name in _MEMORY_CONTENDERS:
         ratio = peaks[name, big] / peaks[name, small]
         results.aim(
             f"memory {name}: {big:,} keys within 1.2x of {small:,}",
