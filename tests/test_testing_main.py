@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -159,6 +160,42 @@ async def _curl(*argv: str) -> str:
     out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 0, err.decode()
     return out.decode()
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+async def _banner_lines(proc: asyncio.subprocess.Process, first: str) -> list[str]:
+    """The text banner, from its first line to "Ctrl-C to stop."."""
+    assert proc.stdout is not None
+    lines = [first.rstrip("\n")]
+    while not lines[-1].startswith("Ctrl-C"):
+        raw = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+        assert raw, f"banner ended early: {lines}"
+        lines.append(raw.decode().rstrip("\n"))
+    return lines
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
+async def test_ipv6_banner_urls_are_bracketed_and_its_curl_lines_work() -> None:
+    """On --host ::1 every URL in the banner is http://[::1]:PORT; the curl lines run."""
+    async with _standalone("--host", "::1", "--keys", "2") as (proc, first):
+        lines = await _banner_lines(proc, first)
+        urls = re.findall(r"http://\S+", "\n".join(lines))
+        assert len(urls) >= 4
+        assert all(re.match(r"http://\[::1\]:[1-9]\d*/?", url) for url in urls)
+        examples = [line.strip() for line in lines if line.strip().startswith("curl ")]
+        assert len(examples) == 2
+        for example in examples:
+            out = await _curl(*shlex.split(example)[1:])
+            assert len(json.loads(out)["results"]) == 2
 
 
 @pytest.mark.parametrize("argv", [["--digest", "nocolon"], ["--keys", "x"]])

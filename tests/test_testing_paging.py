@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiokeys.testing import FakeAtlas
+from aiokeys.testing._atlas import _url_host
 
 ACCEPT = "application/vnd.atlas.2025-03-12+json"
 
@@ -50,6 +52,42 @@ async def test_url_is_loopback_with_ephemeral_port(atlas: FakeAtlas) -> None:
     found = re.fullmatch(r"http://127\.0\.0\.1:(\d+)", atlas.url)
     assert found is not None
     assert int(found.group(1)) > 0
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
+async def test_ipv6_url_is_bracketed_and_served(http: aiohttp.ClientSession) -> None:
+    """On ::1 the base URL is http://[::1]:PORT, and it and its links work."""
+    async with FakeAtlas(host="::1", require_auth=False) as atlas:
+        assert re.fullmatch(r"http://\[::1\]:[1-9]\d*", atlas.url)
+        org_id = atlas.add_org()
+        atlas.seed_keys(org_id, 3)
+        status, body = await _get(http, _org_url(atlas, org_id), itemsPerPage=2)
+        assert (status, len(body["results"])) == (200, 2)
+        status, body = await _get(http, _rels(body)["next"])
+    assert (status, len(body["results"])) == (200, 1)
+
+
+@pytest.mark.parametrize(
+    ("host", "written"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("localhost", "localhost"),
+        ("::1", "[::1]"),
+        ("fe80::1%eth0", "[fe80::1%25eth0]"),
+    ],
+)
+def test_url_host_brackets_ipv6(host: str, written: str) -> None:
+    """IPv6 hosts are bracketed, their zone id percent-escaped (RFC 6874)."""
+    assert _url_host(host) == written
 
 
 async def test_url_before_start_raises() -> None:

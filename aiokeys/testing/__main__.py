@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from ._atlas import FakeAtlas
+from ._atlas import FakeAtlas, _url_host
 
 __all__ = ["main"]
 
@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     except OSError as exc:
         print(
-            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            f"cannot listen on {_url_host(args.host)}:{args.port}: {exc.strerror or exc}",
             file=sys.stderr,
         )
         return 1

@@ -154,7 +154,7 @@ class FakeAtlas:
             raise
         host, port = runner.addresses[0][:2]
         self._runner = runner
-        self._url = f"http://{host}:{port}"
+        self._url = f"http://{_url_host(host)}:{port}"
         logger.debug("FakeAtlas listening on %s", self._url)
 
     async def aclose(self) -> None:
@@ -177,7 +177,10 @@ class FakeAtlas:
 
     @property
     def url(self) -> str:
-        """Base URL, e.g. ``"http://127.0.0.1:40123"`` (no trailing slash)."""
+        """Base URL, e.g. ``"http://127.0.0.1:40123"`` or ``"http://[::1]:40123"``.
+
+        There is no trailing slash; an IPv6 host is bracketed (RFC 3986).
+        """
         if self._url is None:
             raise RuntimeError("FakeAtlas is not started; use `async with FakeAtlas()`")
         return self._url
@@ -350,3 +353,10 @@ def _check_settings(
 def _check_non_negative(name: str, value: float) -> None:
     if value < 0:
         raise InvalidArgumentError(f"{name} must be >= 0, got {value!r}")
+
+
+def _url_host(host: str) -> str:
+    """``host`` as a URL writes it: an IPv6 address in brackets, its zone id escaped."""
+    if ":" not in host:
+        return host
+    return "[" + host.replace("%", "%25") + "]"
