@@ -430,12 +430,36 @@ async def test_request_log_has_no_credentials(http: aiohttp.ClientSession) -> No
         await _get(http, atlas, path + f"?token={token}&access_token={token}")
         challenge = _challenge(await _get(http, atlas, path))
         await _get(http, atlas, path, _digest(challenge, path))
+        await _get(http, atlas, path, "rawtokensecret9")
+        await _get(http, atlas, path, "Token rawtokensecret9")
+        query = "?pageNum=2&itemsPerPage=5&includeCount=true&pretty=false&envelope=false"
+        await _get(http, atlas, path + query + "&sig=rawtokensecret9&mykey=PRIV9")
         log = atlas.requests
     dumped = repr(log) + json.dumps([dict(r.query) for r in log])
     for secret in (token, CLIENT_SECRET, PRIV, challenge["nonce"]):
         assert secret not in dumped
-    assert [r.auth_scheme for r in log] == ["Basic", "Bearer", None, None, "Digest"]
+    for secret in ("rawtokensecret9", "priv9"):  # not even re-cased
+        assert secret not in dumped.lower()
+    assert [r.auth_scheme for r in log] == [
+        "Basic",
+        "Bearer",
+        None,
+        None,
+        "Digest",
+        "Other",
+        "Other",
+        None,
+    ]
     assert log[2].query == {"token": "***", "access_token": "***"}
+    assert log[-1].query == {
+        "pageNum": "2",
+        "itemsPerPage": "5",
+        "includeCount": "true",
+        "pretty": "false",
+        "envelope": "false",
+        "sig": "***",
+        "mykey": "***",
+    }
 
 
 async def test_require_auth_false_answers_anonymous(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from aiokeys.testing import RateLimit
 from aiokeys.testing._app import requested_version
 from aiokeys.testing._digest import parse_digest
-from aiokeys.testing._log import redact_query, scheme_of
+from aiokeys.testing._log import DOCUMENTED_PARAMS, redact_query, scheme_of
 from aiokeys.testing._ratelimit import TokenBucket
 from aiokeys.testing._routes import page_params
 from aiokeys.testing._seed import fake_keys
@@ -166,19 +166,54 @@ def test_seeding_without_records_stores_the_same_keys() -> None:
     assert [r["apiKeyId"] for r in returned] == list(without.keys)
 
 
-def test_scheme_and_redaction() -> None:
-    """The log keeps a scheme name and blanks credential-like query values."""
-    assert [scheme_of(v) for v in ("Digest x", "bearer y", "Basic z", None, "")] == [
-        "Digest",
-        "Bearer",
-        "Basic",
-        None,
-        None,
-    ]
-    assert redact_query({"token": "t", "pageNum": "2"}) == {
-        "token": "***",
+@pytest.mark.parametrize(
+    ("authorization", "scheme"),
+    [
+        ("Digest x", "Digest"),
+        ("bearer y", "Bearer"),
+        ("BASIC z", "Basic"),
+        ("Bearer", "Bearer"),
+        ("rawtokensecret9", "Other"),
+        ("Token abc", "Other"),
+        ("Bearerx y", "Other"),
+        ("", None),
+        ("   ", None),
+        (None, None),
+    ],
+)
+def test_scheme_of(authorization: str | None, scheme: str | None) -> None:
+    """Three schemes by name, any other value as "Other", absent or blank as None."""
+    assert scheme_of(authorization) == scheme
+
+
+@given(st.text())
+def test_scheme_of_never_echoes_the_value(authorization: str) -> None:
+    """Whatever the header holds, the log gets one of five fixed answers."""
+    assert scheme_of(authorization) in {"Digest", "Bearer", "Basic", "Other", None}
+
+
+def test_redaction_keeps_only_documented_values() -> None:
+    """Documented parameters keep their values; any other name gets "***"."""
+    documented = {
+        "itemsPerPage": "5",
         "pageNum": "2",
+        "envelope": "true",
+        "pretty": "false",
+        "includeCount": "true",
     }
+    others = {"token": "t", "sig": "s", "x": "", "PageNum": "3"}
+    assert redact_query(documented | others) == documented | dict.fromkeys(
+        others, "***"
+    )
+
+
+@given(st.dictionaries(st.text(), st.text()))
+def test_redaction_blanks_every_undocumented_value(query: dict[str, str]) -> None:
+    """Any query: same names, and no value survives under an undocumented name."""
+    logged = redact_query(query)
+    assert list(logged) == list(query)
+    for name, value in logged.items():
+        assert value == (query[name] if name in DOCUMENTED_PARAMS else "***")
 
 
 def test_public_names() -> None:

@@ -1,9 +1,13 @@
 """The request log: one :class:`LoggedRequest` per request the simulator answered.
 
 Tests assert on it ("page 3 was asked for twice", "no request carried Basic
-auth"), so it records what a request *was*, never what it *carried*: the
-``Authorization`` header is reduced to its scheme, and query parameters whose
-name suggests a credential are replaced by ``"***"``.
+auth"), so it records what a request *was*, never what it *carried*. Both rules are
+allow-lists, since a credential can hide under any name:
+
+* the ``Authorization`` header is reduced to one of three scheme names, and any
+  other value (a raw token, a mistyped scheme) to ``"Other"``;
+* only the documented query parameters keep their values; every other
+  parameter is logged by name with the value ``"***"``.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from typing import Final
 
 import attrs
 
-__all__ = ["LoggedRequest", "redact_query", "scheme_of"]
+__all__ = ["DOCUMENTED_PARAMS", "LoggedRequest", "redact_query", "scheme_of"]
 
-_SECRET_PARAMS: Final = frozenset(
-    {"token", "access_token", "client_secret", "password", "secret", "api_key"}
+#: Query parameters of the contract (plus ``includeCount`` of other Atlas lists):
+#: the only ones whose values are logged.
+DOCUMENTED_PARAMS: Final = frozenset(
+    {"itemsPerPage", "pageNum", "envelope", "pretty", "includeCount"}
 )
 _SCHEMES: Final = {"digest": "Digest", "bearer": "Bearer", "basic": "Basic"}
 
@@ -28,9 +34,12 @@ class LoggedRequest:
     Attributes:
         method: HTTP method, upper case.
         path: URL path, without the query string.
-        query: Query parameters (last value wins); credential-like ones redacted.
-        auth_scheme: ``"Digest"``, ``"Bearer"``, ``"Basic"`` or ``None``: the
-            scheme of the ``Authorization`` header sent, valid or not.
+        query: Query parameters (last value wins); the values of all but the
+            documented ones (``itemsPerPage``, ``pageNum``, ``envelope``,
+            ``pretty``, ``includeCount``) are ``"***"``.
+        auth_scheme: The scheme of the ``Authorization`` header sent, valid
+            or not: ``"Digest"``, ``"Bearer"``, ``"Basic"``, ``"Other"`` for
+            any other value, ``None`` when the header is absent or blank.
         status: HTTP status sent; ``0`` when no answer was sent (a ``reset``
             fault, or a client that went away before the answer).
             With ``envelope=true`` an error is sent as HTTP 200, and 200 is logged.
@@ -48,16 +57,24 @@ class LoggedRequest:
 
 
 def scheme_of(authorization: str | None) -> str | None:
-    """Return the canonical scheme name of an ``Authorization`` header value."""
-    if not authorization:
+    """Name the scheme of an ``Authorization`` value, never echoing any of it.
+
+    Schemes are case-insensitive (RFC 9110 section 11.1), so ``bearer x`` is
+    ``"Bearer"``. Anything else is ``"Other"``: a value without a known scheme
+    may well be the credential itself.
+    """
+    if authorization is None or not authorization.strip():
         return None
-    scheme = authorization.split(" ", 1)[0].lower()
-    return _SCHEMES.get(scheme, scheme.capitalize() or None)
+    scheme = authorization.strip().split(" ", 1)[0].lower()
+    return _SCHEMES.get(scheme, "Other")
 
 
 def redact_query(query: Mapping[str, str]) -> dict[str, str]:
-    """Copy ``query``, replacing values of credential-like parameters."""
+    """Copy ``query``, blanking the values of undocumented parameters.
+
+    Of a repeated name the last value wins.
+    """
     return {
-        name: "***" if name.lower() in _SECRET_PARAMS else value
+        name: value if name in DOCUMENTED_PARAMS else "***"
         for name, value in query.items()
     }
