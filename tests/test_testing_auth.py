@@ -432,7 +432,9 @@ async def test_request_log_has_no_credentials(http: aiohttp.ClientSession) -> No
         await _get(http, atlas, path, _digest(challenge, path))
         await _get(http, atlas, path, "rawtokensecret9")
         await _get(http, atlas, path, "Token rawtokensecret9")
-        query = "?pageNum=2&itemsPerPage=5&includeCount=true&pretty=false&envelope=false"
+        query = (
+            "?pageNum=2&itemsPerPage=5&includeCount=true&pretty=false&envelope=false"
+        )
         await _get(http, atlas, path + query + "&sig=rawtokensecret9&mykey=PRIV9")
         log = atlas.requests
     dumped = repr(log) + json.dumps([dict(r.query) for r in log])
