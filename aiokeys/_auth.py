@@ -18,7 +18,9 @@ reaches it without credentials whatever the redirect chain looks like.
 
 from __future__ import annotations
 
-from typing import Protocol
+import ipaddress
+import re
+from typing import Final, Protocol
 
 import aiohttp
 import attrs
@@ -30,7 +32,8 @@ from ._retry import RetryPolicy
 
 __all__ = ["Auth", "AuthContext", "BearerToken", "BoundAuth", "validate_base_url"]
 
-_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+#: C0 controls and DEL: never part of a credential, never valid in a header.
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f]")
 
 
 def validate_base_url(base_url: str | URL, *, allow_insecure_http: bool) -> URL:
@@ -39,24 +42,54 @@ def validate_base_url(base_url: str | URL, *, allow_insecure_http: bool) -> URL:
     ``https`` is always accepted; ``http`` only for a loopback host (the
     simulator) or when the caller opts in with ``allow_insecure_http=True``.
     A path, query or fragment is refused: aiokeys adds ``/api/atlas/v2`` itself.
+    User info (``https://user:password@host``) is refused too: credentials go in
+    ``auth=``. Messages describe what is wrong and show at most the origin, so
+    a password or a token in a query string never reaches them.
     """
-    url = URL(base_url)
+    try:
+        url = URL(base_url)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            "base_url must be an http(s) origin like https://cloud.mongodb.com"
+        ) from None
+    if url.raw_user is not None or url.raw_password is not None:
+        raise InvalidArgumentError(
+            "base_url must not contain user info (user:password@host); "
+            "pass credentials with auth="
+        )
     if url.scheme not in ("http", "https") or not url.host:
         raise InvalidArgumentError(
-            f"base_url must be an http(s) URL with a host, got {str(base_url)!r}"
+            f"base_url must be an http(s) URL with a host, got scheme {url.scheme!r}"
         )
     if url.path not in ("", "/") or url.query_string or url.fragment:
         raise InvalidArgumentError(
-            f"base_url must be an origin like https://cloud.mongodb.com, got {str(base_url)!r}"
+            "base_url must be an origin like https://cloud.mongodb.com, without "
+            f"path, query or fragment; got one for {str(url.origin())!r}"
         )
-    host = url.host
-    loopback = host in _LOOPBACK_HOSTS or host.startswith("127.")
-    if url.scheme == "http" and not loopback and not allow_insecure_http:
+    if url.scheme == "http" and not is_loopback(url.host) and not allow_insecure_http:
         raise InvalidArgumentError(
             f"base_url {str(url.origin())!r} is plain http and not loopback: credentials "
             "would travel in clear; use https or pass allow_insecure_http=True"
         )
     return url.origin()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (IPv4 127/8, IPv6 ``::1``) or ``localhost``.
+
+    Only an address that parses as one counts: ``127.evil.com`` and
+    ``127.0.0.1.nip.io`` are names anyone can point anywhere. An IPv4 address
+    mapped into IPv6 (``::ffff:127.0.0.1``) counts as its IPv4 self.
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 @attrs.frozen(kw_only=True)
@@ -87,12 +120,17 @@ class Auth(Protocol):
 def check_secret(value: object, what: str) -> None:
     """Refuse an empty or non-string credential part, naming it but not its value.
 
-    CR and LF are refused too: they would split the ``Authorization`` header.
+    Control characters (C0, line breaks and tab included, and DEL) are refused
+    too: CR and LF would split the ``Authorization`` header, and aiohttp
+    refuses the others only when the first request is sent, with a bare
+    ``ValueError``.
     """
     if not isinstance(value, str) or not value:
         raise InvalidArgumentError(f"{what} must be a non-empty string")
-    if "\r" in value or "\n" in value:
-        raise InvalidArgumentError(f"{what} must not contain line breaks")
+    if _CONTROL.search(value):
+        raise InvalidArgumentError(
+            f"{what} must not contain control characters (line breaks included)"
+        )
 
 
 def foreign_origin(request: ClientRequest, origin: URL) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -56,6 +58,26 @@ class TestCredentialValues:
         with pytest.raises(InvalidArgumentError):
             build()  # type: ignore[operator]
 
+    @pytest.mark.parametrize("char", ["\x00", "\x0b", "\x1f", "\x7f", "\t", "\x1b"])
+    @pytest.mark.parametrize(
+        ("build", "field"),
+        [
+            (lambda v: BearerToken(v), "BearerToken.token"),
+            (lambda v: DigestAuth(v, "priv"), "DigestAuth.public_key"),
+            (lambda v: DigestAuth("pub", v), "DigestAuth.private_key"),
+            (lambda v: ServiceAccount(v, "secret"), "ServiceAccount.client_id"),
+            (lambda v: ServiceAccount("id", v), "ServiceAccount.client_secret"),
+        ],
+    )
+    def test_control_characters_are_refused(
+        self, build: Callable[[str], object], field: str, char: str
+    ) -> None:
+        """Any C0 control or DEL is refused at construction, naming the field only."""
+        with pytest.raises(InvalidArgumentError) as info:
+            build(f"{SECRET}{char}x")
+        assert field in str(info.value)
+        assert SECRET not in str(info.value)
+
     def test_refusal_never_quotes_the_secret(self) -> None:
         """The message names the field, not its value."""
         with pytest.raises(InvalidArgumentError) as info:
@@ -87,6 +109,58 @@ class TestValidateBaseUrl:
     def test_plain_http_on_loopback_is_accepted(self, url: str) -> None:
         """The simulator runs on loopback over http."""
         assert validate_base_url(url, allow_insecure_http=False).scheme == "http"
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://127.evil.com",
+            "http://127.0.0.1.nip.io",
+            "http://127.0.0.1\t.evil.com",
+            "http://localhost.evil.com",
+            "http://[::2]:9",
+        ],
+    )
+    def test_look_alike_loopback_is_refused(self, url: str) -> None:
+        """Only an address that is loopback, or exactly localhost, counts as one."""
+        with pytest.raises(InvalidArgumentError, match="plain http"):
+            validate_base_url(url, allow_insecure_http=False)
+
+    @pytest.mark.parametrize(
+        "url", ["http://127.1.2.3:80", "http://[0:0:0:0:0:0:0:1]", "http://LOCALHOST"]
+    )
+    def test_other_loopback_forms_are_accepted(self, url: str) -> None:
+        """The whole 127/8 block, any spelling of ::1, and localhost in any case."""
+        assert validate_base_url(url, allow_insecure_http=False).scheme == "http"
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://u:PW-planted@cloud.mongodb.com",
+            "https://u@cloud.mongodb.com",
+            "ftp://u:PW-planted@x.test",
+            "https://u:PW-planted@x.test/api?a=PW-planted#PW-planted",
+        ],
+    )
+    def test_user_info_is_refused_without_echo(self, url: str) -> None:
+        """Credentials belong in ``auth=``; the password never reaches the message."""
+        with pytest.raises(InvalidArgumentError, match="user info") as info:
+            validate_base_url(url, allow_insecure_http=True)
+        assert "PW-planted" not in str(info.value)
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://x.test/?token=PW-planted",
+            "https://x.test/#PW-planted",
+            42,
+            "http://[",
+        ],
+    )
+    def test_refusals_never_echo_query_or_fragment(self, url: object) -> None:
+        """A query or fragment may carry a secret: messages describe, not quote."""
+        with pytest.raises(InvalidArgumentError) as info:
+            validate_base_url(url, allow_insecure_http=True)  # type: ignore[arg-type]
+        assert "PW-planted" not in str(info.value)
 
     @pytest.mark.parametrize(
         "url", ["ftp://x.test", "https://", "https://x.test/api", "https://x.test/?a=1"]
