@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yarl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -255,6 +256,42 @@ async def test_bad_parameters_are_400_naming_them(
     assert sorted(f["field"] for f in body["badRequestDetail"]["fields"]) == sorted(
         fields
     )
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("itemsPerPage=%D9%A5", "itemsPerPage"),  # ARABIC-INDIC DIGIT FIVE
+        ("itemsPerPage=%2B5", "itemsPerPage"),  # +5
+        ("pageNum=%C2%B2", "pageNum"),  # SUPERSCRIPT TWO: isdigit(), int() refuses
+        ("pageNum=99999999999999999999999", "pageNum"),
+        ("pageNum=1&pageNum=2", "pageNum"),
+        ("itemsPerPage=5&itemsPerPage=5", "itemsPerPage"),
+        ("envelope=false&envelope=false", "envelope"),
+        ("pretty=true&pretty=false", "pretty"),
+    ],
+)
+async def test_lax_parameters_are_atlas_400_naming_them(
+    atlas: FakeAtlas, http: aiohttp.ClientSession, query: str, field: str
+) -> None:
+    """Only one value, in ASCII digits and in range, is a valid number."""
+    org_id = atlas.add_org()
+    atlas.seed_keys(org_id, 3)
+    url = f"{_org_url(atlas, org_id)}?{query}"
+    async with http.get(
+        yarl.URL(url, encoded=True), headers={"Accept": ACCEPT}
+    ) as resp:
+        body = await resp.json(content_type=None)
+    assert (resp.status, body["error"], body["errorCode"]) == (
+        400,
+        400,
+        "INVALID_PARAMETER",
+    )
+    assert [f["field"] for f in body["badRequestDetail"]["fields"]] == [field]
+    assert field in body["detail"]
+    assert atlas.requests[-1].status == 400
+    if field == "pageNum":
+        assert atlas.requests[-1].page_num is None
 
 
 @pytest.mark.parametrize("kind", ["orgs", "groups"])

@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from multidict import MultiDict
 
 from aiokeys.testing import RateLimit
 from aiokeys.testing._app import requested_version
 from aiokeys.testing._digest import parse_digest
 from aiokeys.testing._log import DOCUMENTED_PARAMS, redact_query, scheme_of
 from aiokeys.testing._ratelimit import TokenBucket
-from aiokeys.testing._routes import page_params
+from aiokeys.testing._routes import page_num_of, page_params, parse_flags
 from aiokeys.testing._seed import fake_keys
 from aiokeys.testing._store import Store
 
@@ -94,42 +96,79 @@ def test_parse_digest_refuses_other_schemes() -> None:
     assert parse_digest("Basic dXNlcjpwYXNz") is None
 
 
-@given(
-    size=st.one_of(st.none(), st.integers(-5, 600).map(str), st.text(max_size=4)),
-    page=st.one_of(st.none(), st.integers(-5, 10**6).map(str), st.text(max_size=4)),
-)
+def _param_values() -> st.SearchStrategy[list[str]]:
+    """0, 1 or 2 values: numbers small and huge, signs, spaces, other scripts' digits."""
+    numbers = st.integers(-5, 10**25).map(str)
+    odd = st.sampled_from(["+5", " 5", "5 ", "5_0", "٣", "²", "５", "1.0", "", "-0"])
+    value = st.one_of(numbers, odd, st.text(max_size=4))
+    return st.lists(value, max_size=2)
+
+
+def _expected(values: list[str], high: int, default: int) -> tuple[bool, int]:
+    """The oracle: (valid, value used) for one parameter's values."""
+    if not values:
+        return True, default
+    if len(values) == 1:
+        raw = values[0]
+        if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= high:
+            return True, int(raw)
+    return False, default
+
+
+@given(size=_param_values(), page=_param_values())
 def test_page_params_accept_exactly_the_documented_ranges(
-    size: str | None, page: str | None
+    size: list[str], page: list[str]
 ) -> None:
-    """itemsPerPage in 1..500, pageNum >= 1, defaults 100 and 1; all else named."""
-    query = {
-        name: value
-        for name, value in (("itemsPerPage", size), ("pageNum", page))
-        if value is not None
-    }
-    page_num, per_page, bad = page_params(query)
-    named = {field for field, _ in bad}
-
-    def valid(raw: str | None, low: int, high: int | None) -> bool:
-        if raw is None:
-            return True
-        try:
-            value = int(raw)
-        except ValueError:
-            return False
-        return (
-            raw.strip() == raw
-            and "_" not in raw
-            and low <= value
-            and (high is None or value <= high)
-        )
-
-    assert ("itemsPerPage" not in named) == valid(size, 1, 500)
-    assert ("pageNum" not in named) == valid(page, 1, None)
-    assert per_page == (
-        int(size) if size is not None and "itemsPerPage" not in named else 100
+    """itemsPerPage 1..500, pageNum 1..2**31-1, given once in ASCII digits; all else named."""
+    query = MultiDict(
+        [("itemsPerPage", v) for v in size] + [("pageNum", v) for v in page]
     )
-    assert page_num == (int(page) if page is not None and "pageNum" not in named else 1)
+    page_num, per_page, bad = page_params(query)
+    named = [field for field, _ in bad]
+    size_ok, size_used = _expected(size, 500, 100)
+    page_ok, page_used = _expected(page, 2**31 - 1, 1)
+    assert named.count("itemsPerPage") == (0 if size_ok else 1)
+    assert named.count("pageNum") == (0 if page_ok else 1)
+    assert (page_num, per_page) == (page_used, size_used)
+    assert page_num_of(query) == (page_used if page_ok else None)
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "description"),
+    [
+        ("itemsPerPage=0", "itemsPerPage", "must be between 1 and 500"),
+        ("itemsPerPage=501", "itemsPerPage", "must be between 1 and 500"),
+        ("itemsPerPage=" + "9" * 30, "itemsPerPage", "must be between 1 and 500"),
+        ("itemsPerPage=-7", "itemsPerPage", "must be between 1 and 500"),
+        ("pageNum=0", "pageNum", "must be 1 or more"),
+        ("pageNum=-3", "pageNum", "must be 1 or more"),
+        ("pageNum=99999999999999999999999", "pageNum", "must be 2147483647 or less"),
+        ("pageNum=" + "9" * 5000, "pageNum", "must be 2147483647 or less"),
+        ("pageNum=%2B5", "pageNum", "must be a whole number in ASCII digits (0-9)"),
+        ("pageNum=%D9%A3", "pageNum", "must be a whole number in ASCII digits (0-9)"),
+        ("pageNum=1&pageNum=2", "pageNum", "must be given only once"),
+        ("itemsPerPage=5&itemsPerPage=5", "itemsPerPage", "must be given only once"),
+    ],
+)
+def test_page_params_messages(query: str, field: str, description: str) -> None:
+    """Each violation gets its own message: range, form or repeat."""
+    parsed = MultiDict(parse_qsl(query, keep_blank_values=True))
+    assert page_params(parsed)[2] == [(field, description)]
+
+
+@pytest.mark.parametrize(
+    ("query", "bad"),
+    [
+        ("envelope=true&envelope=true", [("envelope", "must be given only once")]),
+        ("pretty=yes", [("pretty", "must be true or false")]),
+        ("envelope=TRUE&pretty=false", []),
+    ],
+)
+def test_parse_flags_refuses_repeats(query: str, bad: list[tuple[str, str]]) -> None:
+    """A flag given twice is a violation and off, even when both say true."""
+    flags, found = parse_flags(MultiDict(parse_qsl(query)))
+    assert found == bad
+    assert flags["envelope"] is (not bad)
 
 
 def test_template_json_equals_json_dumps() -> None:

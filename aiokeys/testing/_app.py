@@ -347,8 +347,7 @@ def requested_version(accept: str) -> str | None:
 def _site(request: web.Request, route: _routes.Route) -> RequestSite:
     page_num: int | None = None
     if route.is_list and request.method == "GET":
-        raw = request.query.get("pageNum", "1")
-        page_num = int(raw) if raw.isdigit() else None
+        page_num = _routes.page_num_of(request.query)
     return RequestSite(
         path=request.path,
         org_id=route.scope_id if route.kind == "orgs" else None,

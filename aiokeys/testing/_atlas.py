@@ -10,6 +10,9 @@ What it serves, and where it had to choose (the wire contract leaves these open)
   ``keys[(pageNum - 1) * itemsPerPage:][:itemsPerPage]``; ``totalCount`` is the
   true count unless the ``total_count`` hook says otherwise; ``next`` appears
   only while keys remain after the page, ``previous`` from page 2 on.
+* **Parameters** are read strictly: ``itemsPerPage`` (1..500) and ``pageNum``
+  (1..2**31-1, our bound) in ASCII digits only, and each documented parameter
+  at most once; anything else is a 400 naming the parameter.
 * **Secrets**: only the answer to a create (and :meth:`FakeAtlas.seed_keys` /
   :meth:`FakeAtlas.add_key`) carries ``secret``; lists and gets do not, as the
   schema's description says.

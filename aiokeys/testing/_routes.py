@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import attrs
 from aiohttp import web
+from multidict import MultiMapping
 
 from ._responses import Renderer, error_body
 from ._state import Principal, SimState
@@ -25,7 +26,10 @@ __all__ = ["Route", "match_route", "parse_flags"]
 
 API_PREFIX: Final = "/api/atlas/v2"
 _HEX24: Final = re.compile(r"[a-f0-9]{24}")
-_INT: Final = re.compile(r"[+-]?\d{1,18}")
+# ASCII on purpose: in a str pattern \d also matches other scripts' digits.
+_DIGITS: Final = re.compile(r"[0-9]+")
+_NEGATIVE: Final = re.compile(r"-[0-9]+")
+_REPEATED: Final = "must be given only once"
 _ROUTE: Final = re.compile(
     r"/api/atlas/v2/(orgs|groups)/([^/]*)/aiModelApiKeys(?:/([^/]+))?/?"
 )
@@ -65,47 +69,106 @@ def allowed_methods(route: Route) -> set[str]:
 
 
 def parse_flags(
-    query: Mapping[str, str],
+    query: MultiMapping[str],
 ) -> tuple[dict[str, bool], list[tuple[str, str]]]:
-    """``envelope``/``pretty`` (default false) and the violations among them."""
+    """``envelope``/``pretty`` (default false) and the violations among them.
+
+    A flag is on only when given once, as ``true`` (any case); a malformed or
+    repeated flag is a violation, and is off for the 400 that names it.
+    """
     flags: dict[str, bool] = {}
     bad: list[tuple[str, str]] = []
     for name in ("envelope", "pretty"):
-        raw = query.get(name, "false").lower()
+        raw = (_single(query, name, bad) or "false").lower()
         flags[name] = raw == "true"
         if raw not in ("true", "false"):
             bad.append((name, "must be true or false"))
     return flags, bad
 
 
-def page_params(query: Mapping[str, str]) -> tuple[int, int, list[tuple[str, str]]]:
-    """``pageNum`` and ``itemsPerPage`` with documented defaults and ranges."""
+def page_params(query: MultiMapping[str]) -> tuple[int, int, list[tuple[str, str]]]:
+    """``pageNum`` and ``itemsPerPage``, defaults 1 and 100, and the violations.
+
+    A violating parameter reads as its default, so that a caller can go on to
+    collect every violation of a request.
+    """
     bad: list[tuple[str, str]] = []
-    page_num = _int_param(query, "pageNum", 1, 1, None, bad)
-    size = _int_param(query, "itemsPerPage", 100, 1, 500, bad)
-    return page_num, size, bad
+    page_num = _int_param(query, _PAGE_NUM, bad)
+    size = _int_param(query, _ITEMS_PER_PAGE, bad)
+    return (
+        _PAGE_NUM.default if page_num is None else page_num,
+        _ITEMS_PER_PAGE.default if size is None else size,
+        bad,
+    )
+
+
+def page_num_of(query: MultiMapping[str]) -> int | None:
+    """``pageNum`` of a list request (``1`` when absent), ``None`` when invalid."""
+    return _int_param(query, _PAGE_NUM, [])
+
+
+@attrs.frozen
+class _IntRule:
+    """A documented integer parameter: its name, default, upper bound and messages."""
+
+    name: str
+    default: int
+    high: int
+    too_low: str
+    too_high: str
+
+
+#: The contract sets no upper bound on pageNum; we take the largest 32-bit int
+#: (our choice), which also keeps int() off thousands of digits (Python refuses).
+PAGE_NUM_MAX: Final = 2**31 - 1
+_PAGE_NUM: Final = _IntRule(
+    "pageNum", 1, PAGE_NUM_MAX, "must be 1 or more", f"must be {PAGE_NUM_MAX} or less"
+)
+_ITEMS_PER_PAGE: Final = _IntRule(
+    "itemsPerPage", 100, 500, "must be between 1 and 500", "must be between 1 and 500"
+)
+
+
+def _single(
+    query: MultiMapping[str], name: str, bad: list[tuple[str, str]]
+) -> str | None:
+    """The value of a parameter given at most once; a repeat is a violation."""
+    values = query.getall(name, [])
+    if len(values) > 1:
+        bad.append((name, _REPEATED))
+        return None
+    return values[0] if values else None
 
 
 def _int_param(
-    query: Mapping[str, str],
-    name: str,
-    default: int,
-    low: int,
-    high: int | None,
-    bad: list[tuple[str, str]],
-) -> int:
-    raw = query.get(name)
-    if raw is None:
-        return default
-    if _INT.fullmatch(raw) is None:
-        bad.append((name, "must be an integer"))
-        return default
-    value = int(raw)
-    if value < low or (high is not None and value > high):
-        span = f"between {low} and {high}" if high is not None else f">= {low}"
-        bad.append((name, f"must be {span}, got {value}"))
-        return default
-    return value
+    query: MultiMapping[str], rule: _IntRule, bad: list[tuple[str, str]]
+) -> int | None:
+    """The parameter's value (its default when absent), or ``None`` after a violation.
+
+    Only ASCII digits count: ``int()`` would also take ``+5``, ``" 5"``, ``5_0``
+    and the digits of other scripts, none of which Atlas documents.
+    """
+    values = query.getall(rule.name, [])
+    if len(values) > 1:
+        bad.append((rule.name, _REPEATED))
+        return None
+    if not values:
+        return rule.default
+    raw = values[0]
+    if _NEGATIVE.fullmatch(raw) is not None:
+        bad.append((rule.name, rule.too_low))
+        return None
+    if _DIGITS.fullmatch(raw) is None:
+        bad.append((rule.name, "must be a whole number in ASCII digits (0-9)"))
+        return None
+    digits = raw.lstrip("0") or "0"
+    if len(digits) > len(str(rule.high)) or int(digits) > rule.high:
+        bad.append((rule.name, rule.too_high))
+        return None
+    if int(digits) < 1:
+        bad.append((rule.name, rule.too_low))
+        return None
+    return int(digits)
 
 
 def path_violations(route: Route) -> list[tuple[str, str]]:
