@@ -302,6 +302,25 @@ async def test_rate_limit_token_bucket(http: aiohttp.ClientSession) -> None:
     assert elsewhere[0] == 200  # buckets are per org
 
 
+async def test_bad_parameters_are_400_before_the_rate_limit(
+    http: aiohttp.ClientSession,
+) -> None:
+    """Parameters are checked before the bucket: 400 even when empty, no token taken."""
+    async with FakeAtlas(
+        require_auth=False, rate_limit=RateLimit(capacity=1, refill=1, period=3600)
+    ) as atlas:
+        scope = f"orgs/{_org(atlas)}"
+        answers = [
+            await _page(http, atlas, scope, size=0),  # refused: takes no token
+            await _page(http, atlas, scope),  # the one token
+            await _page(http, atlas, scope, page=0),  # bucket empty, still 400
+            await _page(http, atlas, scope),
+        ]
+    assert [status for status, *_ in answers] == [400, 200, 400, 429]
+    assert b'"field":"pageNum"' in answers[2][2]
+    assert "RateLimit-Limit" not in answers[2][3]
+
+
 async def test_rate_limit_refills(http: aiohttp.ClientSession) -> None:
     """Tokens come back at the refill rate."""
     async with FakeAtlas(

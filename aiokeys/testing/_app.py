@@ -8,8 +8,15 @@ our control and identical for every path, as Atlas behaves:
 3. the versioned ``Accept`` header (406 unknown, 410 retired);
 4. the route (404 unknown path, 405 wrong method);
 5. fault rules (which count the attempt);
-6. parameter validation (400), access (403), existence (404), rate limit (429);
-7. the operation, then any drift scheduled after that page.
+6. query and path parameters (400), access (403), existence of the org or
+   project (404), and only then the rate limit (429, which takes a token);
+7. the operation (its own 400 for a create or rename body, 404 for a key),
+   then any drift scheduled after that page.
+
+Parameters come before the rate limit on purpose: a request that can never
+succeed is told so at once, with the parameter named, instead of a 429 that a
+client would wait out and retry only to learn the same; and a refused request
+takes no token, so a test's bucket counts only requests that could succeed.
 
 Every request, whatever its fate, is appended to the request log.
 """
@@ -232,6 +239,8 @@ class _Pipeline:
     ) -> web.Response | None:
         _, bad = _routes.parse_flags(request.query)
         bad = _routes.path_violations(route) + bad
+        if route.is_list and request.method == "GET":
+            bad += _routes.page_params(request.query)[2]
         if bad:
             return _routes.bad_request(renderer, bad)
         if self._denied(route, principal):

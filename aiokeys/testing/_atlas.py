@@ -20,9 +20,12 @@ What it serves, and where it had to choose (the wire contract leaves these open)
   ``badRequestDetail.fields``; never ``parameters`` (the schema types its items
   as objects, so Atlas' own strings and numbers would not validate).
 * **Checks run in this order**: latency, authentication (401), ``Accept``
-  version (406/410), route (404/405), fault rules, parameters (400), access
-  (403), existence (404), rate limit (429), the operation. So an unauthenticated
-  request is never faulted and never counts as an attempt.
+  version (406/410), route (404/405), fault rules, query and path parameters
+  (400), access (403), existence of the org or project (404), rate limit
+  (429), the operation (a create or rename body's 400, a key's 404). So an
+  unauthenticated request is never faulted and never counts as an attempt, and
+  a request refused with 400/403/404 is never rate limited and takes no token:
+  a client learns of its own mistake at once instead of retrying 429s.
 * **envelope=true** wraps every answer after authentication; a 401 stays a real
   401 so that Digest clients can see the challenge.
 * **Rate limits** are kept per path scope: the org id for org paths, the
