@@ -11,9 +11,11 @@ here, ``DigestAuth`` in ``_digest``, ``ServiceAccount`` in ``_oauth`` and
 
 Every bound credential signs only requests to the origin of the base URL it
 was bound to. aiohttp runs a request's middlewares again on every redirect
-hop, and itself drops ``Authorization`` when a redirect changes origin; the
-middlewares here add their own check on top, so a redirect to another origin
-reaches it without credentials whatever the redirect chain looks like.
+hop, and itself drops ``Authorization`` when a redirect changes origin. The
+transport goes further and refuses to send anything to another origin (its
+origin guard runs before the credential); the middlewares here still check
+the origin themselves, so a bound credential used on its own never signs a
+request elsewhere either.
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ def validate_base_url(base_url: str | URL, *, allow_insecure_http: bool) -> URL:
         )
     if url.scheme not in ("http", "https") or not url.host:
         raise InvalidArgumentError(
-            f"base_url must be an http(s) URL with a host, got scheme {url.scheme!r}"
+            "base_url must be an http(s) URL with a host, got "
+            # No user info (refused above), path or query: nothing secret.
+            f"{url.scheme + '://' + url.raw_authority!r}"
         )
     if url.path not in ("", "/") or url.query_string or url.fragment:
         raise InvalidArgumentError(
@@ -133,13 +137,24 @@ def check_secret(value: object, what: str) -> None:
         )
 
 
+def same_origin(url: URL, origin: URL) -> bool:
+    """Whether ``url`` lies on ``origin``: same scheme, host and (default) port.
+
+    Compared part by part because yarl keeps an explicit default port
+    (``https://h:443``) apart from the implicit one.
+    """
+    return (url.scheme, url.host, url.port) == (origin.scheme, origin.host, origin.port)
+
+
 def foreign_origin(request: ClientRequest, origin: URL) -> bool:
     """Tell whether ``request`` leaves ``origin``, and if so strip its credentials.
 
-    Called first by every bound middleware: a request to another origin (a
-    redirect elsewhere) is then passed on without any ``Authorization`` header.
+    Called first by every bound middleware: a request to another origin is
+    then passed on without any ``Authorization`` header. The transport's
+    origin guard refuses such requests before they get here; this is the
+    second line, for a bound credential used without that guard.
     """
-    if request.url.origin() == origin:
+    if same_origin(request.url, origin):
         return False
     request.headers.popall(hdrs.AUTHORIZATION, None)
     return True

@@ -60,6 +60,7 @@ from ._errors import (
     error_from_response,
 )
 from ._retry import parse_retry_after
+from ._transport import safe_cause
 
 __all__ = ["ServiceAccount", "renew_margin"]
 
@@ -269,23 +270,35 @@ class _TokenEndpoint:
                 },
                 allow_redirects=False,
                 middlewares=(),
+                raise_for_status=False,
             ) as response:
                 body = await response.read()
                 status = response.status
                 retry_after = parse_retry_after(response.headers.get(hdrs.RETRY_AFTER))
         except TimeoutError as exc:
-            raise RequestTimeoutError(f"POST {url}: timed out") from exc
+            failure: TransportError = RequestTimeoutError(f"POST {url}: timed out")
+            cause = safe_cause(exc)
         except aiohttp.ClientError as exc:
-            raise TransportError(f"POST {url}: {type(exc).__name__}") from exc
-        if status >= 300:
-            raise error_from_response(
-                status,
-                _without_secrets(body),
-                method="POST",
-                url=url,
-                retry_after=retry_after,
-            )
-        return body
+            failure = TransportError(f"POST {url}: {type(exc).__name__}")
+            cause = safe_cause(exc)
+        else:
+            return _checked(status, body, url=url, retry_after=retry_after)
+        # Raised outside the except clauses: aiohttp's original exception, whose
+        # request_info holds the Basic header, must not stay as __context__.
+        raise failure from cause
+
+
+def _checked(status: int, body: bytes, *, url: str, retry_after: float | None) -> bytes:
+    """``body`` of a success, else the error its status and body make."""
+    if status >= 300:
+        raise error_from_response(
+            status,
+            _without_secrets(body),
+            method="POST",
+            url=url,
+            retry_after=retry_after,
+        )
+    return body
 
 
 def _basic(client_id: str, client_secret: str) -> str:

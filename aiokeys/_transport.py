@@ -5,7 +5,12 @@ Each :meth:`Transport.get_json` call is one logical request: it may take several
 attempts, paced by the client's :class:`~aiokeys.RetryPolicy` through
 :func:`backoff.on_exception`, and it ends in decoded JSON or in an
 :class:`~aiokeys.AiokeysError` whose ``__cause__`` is the aiohttp or json
-exception behind it.
+exception behind it (for aiohttp's response errors, a copy without the
+request's headers: see :func:`safe_cause`).
+
+Nothing is sent to another origin: :class:`OriginGuard`, the first request
+middleware, refuses a redirect that leaves the base URL's origin, and the
+call fails with :class:`~aiokeys.UnexpectedResponseError`.
 
 Three budgets meet here:
 
@@ -37,9 +42,10 @@ import attrs
 import backoff
 from aiohttp import hdrs
 from backoff.types import Details
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from ._auth import BoundAuth
+from ._auth import BoundAuth, same_origin
 from ._errors import (
     AiokeysError,
     ApiError,
@@ -54,7 +60,7 @@ from ._errors import (
 )
 from ._retry import RetryPolicy, is_retryable, parse_retry_after
 
-__all__ = ["Transport"]
+__all__ = ["OriginGuard", "Transport", "safe_cause"]
 
 _log = logging.getLogger(__name__)
 
@@ -153,6 +159,7 @@ class Transport:
         self._base_url = base_url
         self._accept = f"application/vnd.atlas.{api_version}+json"
         self._auth = auth
+        self._guard = OriginGuard(base_url)
         self._retry = retry
         self._slots = asyncio.Semaphore(concurrency)
         # scope -> monotonic time before which no request of that scope starts
@@ -269,9 +276,13 @@ class Transport:
             await asyncio.sleep(pause if remaining is None else min(pause, remaining))
 
     async def _send(self, call: _Call, started: float) -> _Reply:
-        """Send one request and read its whole body, mapping failures to ours."""
-        remaining = call.remaining()
-        timeout = asyncio.timeout(remaining)
+        """Send one request and read its whole body, mapping failures to ours.
+
+        The error is raised after the ``except`` clause, so that it chains only
+        :func:`safe_cause`'s copy of aiohttp's exception, not the original as
+        ``__context__``: that one may carry the request's headers.
+        """
+        timeout = asyncio.timeout(call.remaining())
         try:
             async with (
                 timeout,
@@ -279,25 +290,21 @@ class Transport:
                     call.url,
                     params=call.params,
                     headers={hdrs.ACCEPT: self._accept},
-                    middlewares=(self._auth,),
+                    middlewares=(self._guard, self._auth),
                     raise_for_status=False,
                 ) as response,
             ):
-                body = await response.read()
-                return _Reply(
-                    status=response.status,
-                    body=body,
-                    content_type=response.content_type,
-                    retry_after=parse_retry_after(
-                        response.headers.get(hdrs.RETRY_AFTER)
-                    ),
-                )
+                return await _read(response)
+        except OffOrigin as exc:
+            failure: AiokeysError = _off_origin_error(call, exc.origin)
+            cause = None
         except (aiohttp.ClientError, OSError) as exc:
             # TimeoutError is an OSError: asyncio's, aiohttp's socket timeouts, ours.
             self._log_attempt(call, None, started)
-            if timeout.expired():
-                raise call.deadline_error() from exc
-            raise _transport_error(call, exc) from exc
+            expired = timeout.expired()
+            failure = call.deadline_error() if expired else _transport_error(call, exc)
+            cause = safe_cause(exc)
+        raise failure from cause
 
     def _decode(self, call: _Call, reply: _Reply) -> Any:
         """Turn a complete response into JSON, or raise what it means."""
@@ -325,6 +332,77 @@ class Transport:
             call.attempt,
             time.monotonic() - started,
         )
+
+
+async def _read(response: aiohttp.ClientResponse) -> _Reply:
+    """Read the whole body and what else an attempt keeps of the response."""
+    body = await response.read()
+    return _Reply(
+        status=response.status,
+        body=body,
+        content_type=response.content_type,
+        retry_after=parse_retry_after(response.headers.get(hdrs.RETRY_AFTER)),
+    )
+
+
+class OffOrigin(Exception):
+    """Raised by :class:`OriginGuard` for a request to ``origin``; caught in ``_send``."""
+
+    def __init__(self, origin: str) -> None:
+        super().__init__(origin)
+        self.origin = origin
+
+
+@attrs.frozen
+class OriginGuard:
+    """The first request middleware: nothing is sent to another origin.
+
+    aiohttp runs request middlewares again on every redirect hop, so this
+    sees each hop before the credential does. A redirect to the base URL's
+    own origin is followed (and signed); one anywhere else is refused before
+    any byte is sent there, because a page answered by another origin could
+    hand the caller keys that Atlas never listed.
+    """
+
+    origin: URL
+
+    async def __call__(
+        self, request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        if not same_origin(request.url, self.origin):
+            raise OffOrigin(str(request.url.origin()))
+        return await handler(request)
+
+
+def safe_cause(exc: BaseException) -> BaseException | None:
+    """``exc``, or for aiohttp's response errors a copy that carries no headers.
+
+    :class:`aiohttp.ClientResponseError` and its kind (``TooManyRedirects``,
+    ``ContentTypeError``, ...) keep the request's ``request_info``, whose
+    headers include ``Authorization``, and a ``history`` of responses that
+    keep theirs; their ``repr`` and any error reporter walking ``__cause__``
+    would show them. The copy keeps the class, URL, method, status and
+    message; when it cannot be built, nothing is chained.
+    """
+    if not isinstance(exc, aiohttp.ClientResponseError):
+        return exc
+    info = exc.request_info
+    bare = aiohttp.RequestInfo(
+        info.url, info.method, CIMultiDictProxy(CIMultiDict()), info.real_url
+    )
+    try:
+        return type(exc)(bare, (), status=exc.status, message=exc.message)
+    except TypeError:
+        return None
+
+
+def _off_origin_error(call: _Call, origin: str) -> UnexpectedResponseError:
+    error = UnexpectedResponseError(
+        f"{_METHOD} {call.where}{_page_note(call.page_num)}: redirected to another "
+        f"origin {origin}; not followed"
+    )
+    error.page_num = call.page_num
+    return error
 
 
 def _parse_json(call: _Call, reply: _Reply) -> Any:

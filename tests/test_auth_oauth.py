@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
+import traceback
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -353,3 +355,27 @@ async def test_a_failed_revocation_is_logged_not_raised(
     assert [r.name for r in warnings] == ["aiokeys._oauth"]
     assert "404" in warnings[0].getMessage()
     assert SECRET not in warnings[0].getMessage()
+
+
+async def test_token_errors_ignore_a_raising_session_and_chain_no_basic_header(
+    scripted: tuple[URL, TokenScript],
+) -> None:
+    """A session built with ``raise_for_status=True`` changes nothing: a refused
+    client is an AuthenticationError, and no exception in its chain holds the
+    Basic header aiohttp's own error would keep in ``request_info``."""
+    base, script = scripted
+    script.statuses = [401]
+    basic = base64.b64encode(f"{CID}:{SECRET}".encode()).decode()
+    async with aiohttp.ClientSession(raise_for_status=True) as session:
+        bound = _bind(ServiceAccount(CID, SECRET), session, base)
+        with pytest.raises(AuthenticationError) as info:
+            async with session.get(base / "page", middlewares=(bound,)):
+                pass
+
+    texts = ["".join(traceback.format_exception(info.value))]
+    cause: BaseException | None = info.value
+    while cause is not None:
+        texts.append(repr(cause))
+        cause = cause.__cause__ or cause.__context__
+    assert not [t for t in texts if basic in t or SECRET in t]
+    assert script.seen == ["token"]
