@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
@@ -47,11 +48,13 @@ def test_token_bucket_takes_refills_and_caps() -> None:
     assert bucket.remaining == 2
 
 
+@pytest.mark.parametrize("value", [0, -1, float("inf"), float("nan")])
 @pytest.mark.parametrize("field", ["capacity", "refill", "period"])
-def test_rate_limit_must_be_positive(field: str) -> None:
-    """A zero capacity, refill or period is refused, naming the field."""
+def test_rate_limit_must_be_positive(field: str, value: float) -> None:
+    """A capacity, refill or period that is not a finite number > 0 is refused, named."""
+    settings: dict[str, Any] = {field: value}
     with pytest.raises(ValueError, match=field):
-        RateLimit(**{field: 0})
+        RateLimit(**settings)
 
 
 @pytest.mark.parametrize(

@@ -22,9 +22,11 @@ __all__ = ["RateLimit", "TokenBucket"]
 
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value > 0:
+    # An infinite refill or period would make the refill rate inf/inf or 0: NaN
+    # tokens, or a wait divided by zero.
+    if not (value > 0 and math.isfinite(value)):
         raise InvalidArgumentError(
-            f"RateLimit.{attribute.name} must be > 0, got {value!r}"
+            f"RateLimit.{attribute.name} must be a finite number > 0, got {value!r}"
         )
 
 
