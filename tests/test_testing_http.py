@@ -90,6 +90,21 @@ async def test_retired_version_is_410_version_gone(
     assert (status, body["errorCode"]) == (410, "VERSION_GONE")
 
 
+@pytest.mark.parametrize(
+    ("retired", "advice"),
+    [(("2025-03-12",), "; use preview."), (("2025-03-12", "preview"), "retired.")],
+)
+async def test_retired_served_version_advises_only_a_live_one(
+    http: aiohttp.ClientSession, retired: tuple[str, ...], advice: str
+) -> None:
+    """Retiring a served version makes it 410; the detail never advises a retired one."""
+    async with FakeAtlas(require_auth=False, retired_versions=retired) as atlas:
+        url = f"{_base(atlas)}/orgs/{atlas.add_org()}/aiModelApiKeys"
+        status, _, body = await _call(http, "GET", url, accept=GA)
+    assert (status, body["errorCode"]) == (410, "VERSION_GONE")
+    assert body["detail"].endswith(advice)
+
+
 async def test_version_among_several_accept_types(
     atlas: FakeAtlas, http: aiohttp.ClientSession
 ) -> None:

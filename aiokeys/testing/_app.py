@@ -194,10 +194,11 @@ class _Pipeline:
         self, request: web.Request, renderer: Renderer
     ) -> tuple[str | None, web.Response | None]:
         version = requested_version(request.headers.get(hdrs.ACCEPT, ""))
-        if version is not None and version in self.state.retired_versions:
-            detail = (
-                f"API version {version} has been retired; use {SERVED_VERSIONS[0]}."
-            )
+        retired = self.state.retired_versions
+        if version is not None and version in retired:
+            usable = [v for v in SERVED_VERSIONS if v not in retired]
+            advice = f"; use {usable[0]}." if usable else "."
+            detail = f"API version {version} has been retired{advice}"
             return None, renderer.error(error_body(410, "VERSION_GONE", detail))
         if version not in SERVED_VERSIONS:
             detail = (
