@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from aiokeys.testing.__main__ import main
+from aiokeys.testing.__main__ import _exposed, main
 
 GA = "application/vnd.atlas.2025-03-12+json"
 
@@ -191,14 +191,138 @@ async def test_ipv6_banner_urls_are_bracketed_and_its_curl_lines_work() -> None:
         urls = re.findall(r"http://\S+", "\n".join(lines))
         assert len(urls) >= 4
         assert all(re.match(r"http://\[::1\]:[1-9]\d*/?", url) for url in urls)
-        examples = [line.strip() for line in lines if line.strip().startswith("curl ")]
-        assert len(examples) == 2
-        for example in examples:
-            out = await _curl(*shlex.split(example)[1:])
-            assert len(json.loads(out)["results"]) == 2
+        await _run_examples(lines, results=2)
 
 
-@pytest.mark.parametrize("argv", [["--digest", "nocolon"], ["--keys", "x"]])
+async def _run_examples(lines: list[str], *, results: int) -> None:
+    """Run the banner's two curl lines; each must list ``results`` keys."""
+    examples = [line.strip() for line in lines if line.strip().startswith("curl ")]
+    assert len(examples) == 2
+    for example in examples:
+        out = await _curl(*shlex.split(example)[1:])
+        assert len(json.loads(out)["results"]) == results
+
+
+async def test_rate_limit_and_retired_versions_are_served() -> None:
+    """--rate-limit shows RateLimit-* headers and a 429; --retired-version a 410."""
+    args = ("--keys", "1", "--token", "tok-1", "--json", "--rate-limit", "2/1/3600")
+    retire = ("--retired-version", "2023-01-01", "--retired-version", "PREVIEW")
+    async with _standalone(*args, *retire) as (proc, line):
+        info = json.loads(line)
+        url = f"{info['url']}/api/atlas/v2/orgs/{info['orgs'][0]}/aiModelApiKeys"
+        async with aiohttp.ClientSession(
+            headers={"Authorization": "Bearer tok-1"}
+        ) as http:
+            answers = []
+            for version in (
+                "2025-03-12",
+                "2025-03-12",
+                "2025-03-12",
+                "2023-01-01",
+                "preview",
+            ):
+                accept = f"application/vnd.atlas.{version}+json"
+                async with http.get(url, headers={"Accept": accept}) as resp:
+                    body = await resp.json(content_type=None)
+                    answers.append((resp.status, resp.headers, body))
+    (s1, h1, _), (s2, h2, _), (s3, h3, b3), (s4, _, b4), (s5, _, b5) = answers
+    assert (s1, s2, s3, s4, s5) == (200, 200, 429, 410, 410)
+    assert [h["RateLimit-Limit"] for h in (h1, h2, h3)] == ["2", "2", "2"]
+    assert [h["RateLimit-Remaining"] for h in (h1, h2, h3)] == ["1", "0", "0"]
+    assert 1 <= int(h3["Retry-After"]) <= 3600
+    assert (b3["errorCode"], b4["errorCode"], b5["errorCode"]) == (
+        "RATE_LIMITED_TOKEN_BUCKET",
+        "VERSION_GONE",
+        "VERSION_GONE",
+    )
+    assert proc.stderr is not None
+    assert await proc.stderr.read() == b""  # loopback: no warning
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+async def test_text_banner_names_limits_and_its_examples_avoid_retired_versions() -> (
+    None
+):
+    """The banner states the limit and retired versions; its curl lines still work."""
+    args = ("--keys", "3", "--rate-limit", "5/2.5/60", "--retired-version", "preview")
+    async with _standalone(*args) as (proc, first):
+        lines = await _banner_lines(proc, first)
+        await _run_examples(lines, results=3)
+    text = "\n".join(lines)
+    assert "rate limit per org and per project: 5 requests, 2.5 more every 60 s" in text
+    assert "retired versions (410 VERSION_GONE): preview" in text
+    assert "Accept: application/vnd.atlas.2025-03-12+json\n" in text
+    assert "vnd.atlas.preview" not in text.partition("try:")[2]
+
+
+def test_help_documents_the_new_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """--help shows the form of --rate-limit and that --retired-version repeats."""
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--rate-limit CAPACITY/REFILL/PERIOD" in out
+    assert "e.g. 10/5/60" in out
+    assert "--retired-version VERSION" in out
+    assert "(repeatable)" in out
+
+
+@pytest.mark.parametrize(
+    ("host", "exposed"),
+    [
+        ("127.0.0.1", []),
+        ("127.3.2.1", []),
+        ("::1", []),
+        ("::ffff:127.0.0.1", []),
+        ("localhost", []),
+        ("0.0.0.0", ["0.0.0.0"]),
+        ("::", ["::"]),
+        ("192.0.2.1", ["192.0.2.1"]),
+        ("", ["every interface"]),
+    ],
+)
+def test_exposed_addresses(host: str, exposed: list[str]) -> None:
+    """Only addresses off loopback count as exposed; "" is every interface."""
+    assert _exposed(host) == exposed
+
+
+def _can_bind(address: str) -> bool:
+    try:
+        with socket.socket() as probe:
+            probe.bind((address, 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_can_bind("192.0.2.1"), reason="192.0.2.1 is bound here")
+def test_host_off_loopback_is_warned_about(capsys: pytest.CaptureFixture[str]) -> None:
+    """A non-loopback --host warns on stderr before serving (here it cannot bind)."""
+    assert main(["--host", "192.0.2.1", "--keys", "0"]) == 1
+    err = capsys.readouterr().err
+    warning, _, rest = err.partition("\n")
+    assert warning.startswith("warning: --host '192.0.2.1' listens on 192.0.2.1")
+    assert "not loopback" in warning
+    assert "credentials" in warning
+    assert rest.startswith("cannot listen on 192.0.2.1:0")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--digest", "nocolon"],
+        ["--keys", "x"],
+        ["--rate-limit", "10/5"],
+        ["--rate-limit", "10/5/60/1"],
+        ["--rate-limit", "0/5/60"],
+        ["--rate-limit", "1.5/5/60"],
+        ["--rate-limit", "10/0/60"],
+        ["--rate-limit", "10/5/inf"],
+        ["--rate-limit", "10/nan/60"],
+        ["--retired-version", "not a version"],
+        ["--retired-version", ""],
+    ],
+)
 def test_bad_arguments_exit_2(
     argv: Sequence[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -209,10 +333,16 @@ def test_bad_arguments_exit_2(
     assert "error" in capsys.readouterr().err
 
 
-def test_negative_counts_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    """A negative --keys is refused before anything is served."""
-    assert main(["--keys", "-1"]) == 2
-    assert "--keys" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [(["--keys", "-1"], "--keys"), (["--port", "65536"], "--port")],
+)
+def test_out_of_range_numbers_exit_2(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A negative --keys or a port past 65535 is refused before anything is served."""
+    assert main(argv) == 2
+    assert named in capsys.readouterr().err
 
 
 def test_port_in_use_exits_1(capsys: pytest.CaptureFixture[str]) -> None:

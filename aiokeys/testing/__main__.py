@@ -5,6 +5,12 @@ Prints the base URL, the organization ids and the credentials to use (or, with
 then serves until SIGINT or SIGTERM. Credentials not given on the command line
 are generated. ``digest`` is ``"PUBLIC:PRIVATE"`` and ``client`` is
 ``"CLIENT_ID:CLIENT_SECRET"``, ready for ``curl --user``.
+
+``--rate-limit CAPACITY/REFILL/PERIOD`` turns on the token bucket per org and
+per project (``RateLimit-*`` headers, 429 with ``Retry-After``), and
+``--retired-version V`` (repeatable) answers version ``V`` with 410, so both
+can be seen with curl. The server is meant for loopback: it prints working
+credentials, so a ``--host`` that listens elsewhere draws a warning on stderr.
 """
 
 from __future__ import annotations
@@ -12,13 +18,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
+import math
+import re
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
+from aiokeys._errors import InvalidArgumentError
+
+from ._app import SERVED_VERSIONS
 from ._atlas import FakeAtlas, _url_host
+from ._ratelimit import RateLimit
 
 __all__ = ["main"]
 
@@ -30,13 +44,44 @@ def _pair(text: str) -> tuple[str, str]:
     return left, right
 
 
+def _rate_limit(text: str) -> RateLimit:
+    """``CAPACITY/REFILL/PERIOD``, e.g. ``10/5/60``, as a :class:`RateLimit`."""
+    parts = text.split("/")
+    if len(parts) != 3 or not parts[0].isascii() or not parts[0].isdigit():
+        raise argparse.ArgumentTypeError(
+            "expected CAPACITY/REFILL/PERIOD, e.g. 10/5/60"
+        )
+    try:
+        refill, period = float(parts[1]), float(parts[2])
+        if not (math.isfinite(refill) and math.isfinite(period)):
+            raise ValueError(text)
+        return RateLimit(capacity=int(parts[0]), refill=refill, period=period)
+    except (ValueError, InvalidArgumentError):
+        raise argparse.ArgumentTypeError(
+            "CAPACITY, REFILL and PERIOD must be finite numbers > 0"
+        ) from None
+
+
+_VERSION = re.compile(r"[a-z0-9.-]+")
+
+
+def _version(text: str) -> str:
+    """An API version as ``Accept: application/vnd.atlas.VERSION+json`` names it."""
+    if _VERSION.fullmatch(text.lower()) is None:
+        raise argparse.ArgumentTypeError("expected a version such as 2023-01-01")
+    return text.lower()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m aiokeys.testing",
         description="Serve a simulated MongoDB Atlas (AI model API keys) on loopback.",
     )
     parser.add_argument(
-        "--host", default="127.0.0.1", help="interface (default 127.0.0.1)"
+        "--host",
+        default="127.0.0.1",
+        help="interface (default 127.0.0.1); one that is not loopback is warned "
+        "about, since the credentials printed work for whoever reaches it",
     )
     parser.add_argument(
         "--port", type=int, default=0, help="TCP port (default: a free one)"
@@ -63,6 +108,22 @@ def _parser() -> argparse.ArgumentParser:
         "--client", type=_pair, metavar="ID:SECRET", help="service account to accept"
     )
     parser.add_argument("--token", help="Bearer token to accept")
+    parser.add_argument(
+        "--rate-limit",
+        type=_rate_limit,
+        metavar="CAPACITY/REFILL/PERIOD",
+        help="token bucket per org and per project: CAPACITY requests at once, "
+        "REFILL more back every PERIOD seconds, e.g. 10/5/60 (default: no limit)",
+    )
+    parser.add_argument(
+        "--retired-version",
+        type=_version,
+        action="append",
+        default=[],
+        metavar="VERSION",
+        help="answer this API version with 410 VERSION_GONE, e.g. 2023-01-01 "
+        "(repeatable)",
+    )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON line instead of text"
     )
@@ -92,31 +153,97 @@ def _banner(atlas: FakeAtlas, orgs: list[str], args: argparse.Namespace) -> str:
             "client": client,
         }
         return json.dumps(info)
+    # The examples use versions that still answer, unless none does.
+    usable = [v for v in SERVED_VERSIONS if v not in args.retired_version]
+    media = [f"application/vnd.atlas.{v}+json" for v in usable or SERVED_VERSIONS]
+    accept = f"Accept: {media[0]}" + "".join(f" (or {m})" for m in media[1:])
     lines = [
         f"FakeAtlas serving on {atlas.url}",
         f"orgs ({args.keys} keys each): {' '.join(orgs)}",
         f"digest (--user, --digest): {digest}",
         f"service account (POST {atlas.url}/api/oauth/token): {client}",
         f"bearer token: {args.token}",
-        "Accept: application/vnd.atlas.2025-03-12+json (or application/vnd.atlas.preview+json)",
+        accept if usable else "Accept: every served version is retired (410)",
+        *_limits(args),
     ]
     if orgs:
-        lines += _examples(atlas.url, orgs[0], digest, args.token)
+        lines += _examples(atlas.url, orgs[0], digest, args.token, media)
     lines.append("Ctrl-C to stop.")
     return "\n".join(lines)
 
 
-def _examples(url: str, org_id: str, digest: str, token: str) -> list[str]:
+def _limits(args: argparse.Namespace) -> list[str]:
+    """Banner lines for the rate limit and the retired versions, if any."""
+    lines = []
+    limit: RateLimit | None = args.rate_limit
+    if limit is not None:
+        lines.append(
+            f"rate limit per org and per project: {limit.capacity} requests, "
+            f"{limit.refill:g} more every {limit.period:g} s "
+            "(RateLimit-Limit/RateLimit-Remaining headers, 429 with Retry-After)"
+        )
+    if args.retired_version:
+        retired = " ".join(args.retired_version)
+        lines.append(f"retired versions (410 VERSION_GONE): {retired}")
+    return lines
+
+
+def _examples(
+    url: str, org_id: str, digest: str, token: str, media: list[str]
+) -> list[str]:
+    """Two curl lines that list the org's keys: Digest, then Bearer."""
     keys = f"{url}/api/atlas/v2/orgs/{org_id}/aiModelApiKeys"
     return [
         "try:",
-        f'  curl --user {digest} --digest --header "Accept: application/vnd.atlas.preview+json" "{keys}?pretty=true"',
-        f'  curl --header "Authorization: Bearer {token}" --header "Accept: application/vnd.atlas.2025-03-12+json" "{keys}"',
+        f'  curl --user {digest} --digest --header "Accept: {media[-1]}" "{keys}?pretty=true"',
+        f'  curl --header "Authorization: Bearer {token}" --header "Accept: {media[0]}" "{keys}"',
     ]
 
 
+def _exposed(host: str) -> list[str]:
+    """The addresses ``host`` would listen on that are not loopback.
+
+    ``""`` listens on every interface. A name that does not resolve gives none:
+    the bind fails and says why.
+    """
+    if not host:
+        return ["every interface"]
+    try:
+        found = socket.getaddrinfo(
+            host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError:
+        return []
+    exposed = set()
+    for *_, sockaddr in found:
+        address = ipaddress.ip_address(str(sockaddr[0]).partition("%")[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if not address.is_loopback:
+            exposed.add(str(sockaddr[0]))
+    return sorted(exposed)
+
+
+def _warn_if_exposed(host: str) -> None:
+    """Say on stderr when the server will be reachable from off this machine."""
+    exposed = _exposed(host)
+    if exposed:
+        print(
+            f"warning: --host {host!r} listens on {', '.join(exposed)}, which is "
+            "not loopback: whoever reaches it can use the credentials printed "
+            "on stdout. The simulator is meant for 127.0.0.1 or ::1.",
+            file=sys.stderr,
+        )
+
+
 async def _serve(args: argparse.Namespace) -> None:
-    async with FakeAtlas(host=args.host, port=args.port, latency=args.latency) as atlas:
+    async with FakeAtlas(
+        host=args.host,
+        port=args.port,
+        latency=args.latency,
+        rate_limit=args.rate_limit,
+        retired_versions=args.retired_version,
+    ) as atlas:
         orgs = [atlas.add_org() for _ in range(args.orgs)]
         for org_id in orgs:
             # Nobody reads the dicts here: a bulk load that builds none of them.
@@ -150,7 +277,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.orgs < 0 or args.keys < 0 or args.groups < 1:
         print("--orgs and --keys must be >= 0, --groups >= 1", file=sys.stderr)
         return 2
+    if not 0 <= args.port <= 65535:
+        print("--port must be between 0 and 65535", file=sys.stderr)
+        return 2
     _generated(args)
+    _warn_if_exposed(args.host)
     try:
         asyncio.run(_serve(args))
     except KeyboardInterrupt:
