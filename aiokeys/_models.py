@@ -60,17 +60,23 @@ class ApiKey:
     endpoint: str | None = None
 
     def to_atlas(self, *, include_secret: bool = False) -> dict[str, Any]:
-        """Return the key as Atlas JSON (camelCase), leaving out ``None`` fields.
+        """Return the key as Atlas JSON (camelCase), every field present.
 
-        Datetimes are written in ISO 8601 with their offset. The secret is
-        written only when ``include_secret=True`` is asked for by name.
+        A field Atlas did not send, or sent as ``null``, is written as ``None``
+        (``null``), so every record has the same fields and "never used"
+        (``lastUsedAt: null``) stays visible. Datetimes are written as Atlas
+        writes them: ISO 8601 with microseconds and the offset
+        (``2026-01-15T16:47:49.855000+00:00``). The secret is written only when
+        ``include_secret=True`` is asked for by name.
         """
         out: dict[str, Any] = {}
         for attr, json_name in _JSON_NAMES.items():
-            value = getattr(self, attr)
-            if value is None or (attr == "secret" and not include_secret):
+            if attr == "secret" and not include_secret:
                 continue
-            out[json_name] = value.isoformat() if isinstance(value, datetime) else value
+            value = getattr(self, attr)
+            if isinstance(value, datetime):
+                value = value.isoformat(timespec="microseconds")
+            out[json_name] = value
         return out
 
 

@@ -58,8 +58,8 @@ def test_secret_not_in_repr_nor_equality() -> None:
     assert with_secret == ApiKey(api_key_id="k")
 
 
-def test_to_atlas_round_trip_leaves_out_secret_unless_asked() -> None:
-    """to_atlas writes camelCase, and the secret only by name."""
+def test_to_atlas_writes_every_field_and_the_secret_only_by_name() -> None:
+    """to_atlas writes camelCase, nulls for absent fields, the secret only by name."""
     conv = make_converter()
     raw = {
         "apiKeyId": "abc",
@@ -69,5 +69,27 @@ def test_to_atlas_round_trip_leaves_out_secret_unless_asked() -> None:
         "unknownField": 1,
     }
     key = conv.structure(raw, ApiKey)
-    assert key.to_atlas() == {"apiKeyId": "abc", "createdAt": raw["createdAt"]}
-    assert key.to_atlas(include_secret=True)["secret"] == "s"
+    expected = {
+        "apiKeyId": "abc",
+        "name": None,
+        "status": None,
+        "createdAt": raw["createdAt"],
+        "createdBy": None,
+        "lastUsedAt": None,
+        "groupId": None,
+        "maskedSecret": None,
+        "cloud": None,
+        "geography": None,
+        "endpoint": None,
+    }
+    assert key.to_atlas() == expected
+    assert key.to_atlas(include_secret=True) == {**expected, "secret": "s"}
+
+
+def test_to_atlas_keeps_atlas_timestamp_precision() -> None:
+    """A whole second still carries six fraction digits, as Atlas writes it."""
+    stamp = "2025-08-06T17:58:45.000000+00:00"
+    key = make_converter().structure({"createdAt": stamp}, ApiKey)
+    assert key.to_atlas()["createdAt"] == stamp
+    zulu = make_converter().structure({"createdAt": "2025-08-06T17:58:45Z"}, ApiKey)
+    assert zulu.to_atlas()["createdAt"] == stamp
