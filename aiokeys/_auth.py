@@ -114,6 +114,14 @@ class BoundAuth(Protocol):
 
     async def aclose(self) -> None: ...
 
+    def secrets(self) -> tuple[str, ...]:
+        """The secret values this credential currently knows (keys, tokens, headers).
+
+        The transport replaces each of them in every error it raises, since a
+        server or proxy may echo the ``Authorization`` header into its answer.
+        """
+        ...
+
 
 class Auth(Protocol):
     """Anything that can be passed as ``Client(auth=...)``."""
@@ -214,3 +222,6 @@ class _BearerMiddleware:
 
     async def aclose(self) -> None:
         return None
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.token,)

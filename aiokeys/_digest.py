@@ -127,7 +127,9 @@ class DigestAuth:
         inner = aiohttp.DigestAuthMiddleware(
             self.public_key, self.private_key, preemptive=True
         )
-        return _DigestMiddleware(inner=inner, origin=context.base_url.origin())
+        return _DigestMiddleware(
+            inner=inner, origin=context.base_url.origin(), private_key=self.private_key
+        )
 
 
 def is_stale_challenge(response: ClientResponse) -> bool:
@@ -147,6 +149,7 @@ class _DigestMiddleware:
 
     inner: aiohttp.DigestAuthMiddleware = attrs.field(repr=False)
     origin: URL
+    private_key: str = attrs.field(repr=False)
     lane: asyncio.Lock = attrs.field(factory=asyncio.Lock, repr=False)
 
     async def __call__(
@@ -177,3 +180,7 @@ class _DigestMiddleware:
 
     async def aclose(self) -> None:
         return None
+
+    def secrets(self) -> tuple[str, ...]:
+        """The private key; a digest response is a one-time hash, not a secret."""
+        return (self.private_key,)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import http
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import attrs
 
@@ -60,10 +60,22 @@ __all__ = [
     "error_from_payload",
     "error_from_response",
     "safe_snippet",
+    "scrub_bytes",
+    "scrub_error",
 ]
 
 #: The longest ``body_snippet`` kept from a body that is not Atlas JSON.
 SNIPPET_LIMIT = 120
+#: What a credential's secret is replaced with in an error.
+REDACTED = "***"
+#: The shortest start of a secret redacted at the end of a cut snippet.
+_TAIL_MIN = 3
+#: Secrets this long are replaced wherever they occur. A shorter one (no real
+#: Atlas credential is) only where it stands alone, so that a test token such
+#: as ``"t"`` does not turn every ``t`` of a message into ``***``.
+_SUBSTRING_MIN = 8
+#: A character of a header token (RFC 9110 token68, plus ``_``-style words).
+_TOKEN_CHAR = r"[\w.~+/=-]"
 
 
 class AiokeysError(Exception):
@@ -379,3 +391,101 @@ class ClientClosedError(AiokeysError):
     Raised by the listing's next ``__anext__`` so that a consumer in another
     task never mistakes a cut-off listing for a complete one.
     """
+
+
+def scrub_bytes(body: bytes, secrets: Collection[str]) -> bytes:
+    """``body`` with every secret replaced by :data:`REDACTED`.
+
+    Applied to an error body before a snippet is cut from it, so that a cut
+    never leaves the first half of a secret behind.
+    """
+    for secret in _longest_first(secrets):
+        raw = secret.encode()
+        if len(secret) >= _SUBSTRING_MIN:
+            body = body.replace(raw, REDACTED.encode())
+        else:
+            body = _alone_bytes(secret).sub(REDACTED.encode(), body)
+    return body
+
+
+def scrub_error(error: BaseException, secrets: Collection[str]) -> None:
+    """Replace every secret in ``error`` and the aiokeys errors chained to it, in place.
+
+    A server or proxy may echo the request's ``Authorization`` header, or a
+    token, into its error page or Atlas' ``detail``. Every text field of an
+    :class:`ApiError` (``detail``, ``reason``, ``parameters``,
+    ``body_snippet``, ``bad_request_fields``, ``error_code``, ``url``) is
+    scrubbed and its message rebuilt; other aiokeys errors get their
+    message scrubbed. A secret shorter than :data:`_SUBSTRING_MIN` characters
+    is replaced only where it stands alone. Scrubbing twice changes nothing.
+    """
+    ordered = _longest_first(secrets)
+    if not ordered:
+        return
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, AiokeysError):
+            _scrub_one(current, ordered)
+        current = current.__cause__ or current.__context__
+
+
+def _scrub_one(error: AiokeysError, secrets: Sequence[str]) -> None:
+    def clean(text: str) -> str:
+        for secret in secrets:
+            if len(secret) >= _SUBSTRING_MIN:
+                text = text.replace(secret, REDACTED)
+            else:
+                text = _alone(secret).sub(REDACTED, text)
+        return text
+
+    if isinstance(error, ApiError):
+        for name in ("error_code", "reason", "detail", "body_snippet", "url"):
+            value = getattr(error, name)
+            if isinstance(value, str):
+                setattr(error, name, clean(value))
+        if error.body_snippet is not None:
+            error.body_snippet = _cut_secret_tail(error.body_snippet, secrets)
+        error.parameters = tuple(
+            clean(p) if isinstance(p, str) else p for p in error.parameters
+        )
+        error.bad_request_fields = tuple(
+            BadRequestField(field=clean(f.field), description=clean(f.description))
+            for f in error.bad_request_fields
+        )
+        error.args = (error._message(),)
+        return
+    error.args = tuple(clean(a) if isinstance(a, str) else a for a in error.args)
+
+
+def _cut_secret_tail(snippet: str, secrets: Sequence[str]) -> str:
+    """Redact the start of a secret that a snippet's cut left at its end.
+
+    :func:`safe_snippet` cuts long text and ends it with ``…``; when the cut
+    falls inside a secret, a plain search no longer finds the secret, but
+    its first characters are still there.
+    """
+    if not snippet.endswith("…"):
+        return snippet
+    text = snippet[:-1]
+    for secret in secrets:
+        for size in range(len(secret) - 1, _TAIL_MIN - 1, -1):
+            if text.endswith(secret[:size]):
+                return text[:-size] + REDACTED + "…"
+    return snippet
+
+
+def _alone(secret: str) -> re.Pattern[str]:
+    """``secret`` standing alone in text, not inside a longer token."""
+    return re.compile(rf"(?<!{_TOKEN_CHAR}){re.escape(secret)}(?!{_TOKEN_CHAR})")
+
+
+def _alone_bytes(secret: str) -> re.Pattern[bytes]:
+    """:func:`_alone` for a raw body."""
+    return re.compile(_alone(secret).pattern.encode())
+
+
+def _longest_first(secrets: Collection[str]) -> list[str]:
+    """Non-empty secrets, longest first, so one inside another is not half replaced."""
+    return sorted({s for s in secrets if s}, key=len, reverse=True)

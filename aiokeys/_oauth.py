@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import json
 import logging
@@ -58,6 +59,8 @@ from ._errors import (
     TransportError,
     UnexpectedResponseError,
     error_from_response,
+    scrub_bytes,
+    scrub_error,
 )
 from ._retry import parse_retry_after
 from ._transport import safe_cause
@@ -70,6 +73,8 @@ _TOKEN_PATH: Final = "/api/oauth/token"
 _REVOKE_PATH: Final = "/api/oauth/revoke"
 #: Used when the token endpoint leaves ``expires_in`` out: Atlas' own lifetime.
 _DEFAULT_LIFETIME: Final = 3600.0
+#: Past tokens kept for :meth:`_OAuthMiddleware.secrets`.
+_RETIRED_KEPT: Final = 4
 
 
 def renew_margin(expires_in: float) -> float:
@@ -118,6 +123,7 @@ class ServiceAccount:
             session=context.session,
             origin=context.base_url.origin(),
             basic=_basic(self.client_id, self.client_secret),
+            client_secret=self.client_secret,
         )
         return _OAuthMiddleware(endpoint=endpoint, revoke_on_close=self.revoke_on_close)
 
@@ -141,6 +147,11 @@ class _OAuthMiddleware:
     revoke_on_close: bool
     token: _Token | None = None
     minting: asyncio.Task[_Token] | None = attrs.field(default=None, repr=False)
+    #: Tokens this client used before the current one, newest last: a server
+    #: may still echo one of them into an error.
+    retired: collections.deque[str] = attrs.field(
+        factory=lambda: collections.deque(maxlen=_RETIRED_KEPT), repr=False
+    )
 
     async def __call__(
         self, request: ClientRequest, handler: ClientHandlerType
@@ -198,10 +209,18 @@ class _OAuthMiddleware:
 
     async def _mint(self) -> _Token:
         try:
-            token = self.token = await self.endpoint.mint()
-            return token
+            token = await self.endpoint.mint()
         finally:
             self.minting = None
+        if self.token is not None:
+            self.retired.append(self.token.value)
+        self.token = token
+        return token
+
+    def secrets(self) -> tuple[str, ...]:
+        """The client secret, the Basic header value, the current and past tokens."""
+        current = () if self.token is None else (self.token.value,)
+        return (*self.endpoint.secrets(), *self.retired, *current)
 
     async def aclose(self) -> None:
         """Revoke the token if asked to; never raises an aiokeys error."""
@@ -209,11 +228,15 @@ class _OAuthMiddleware:
             with contextlib.suppress(AiokeysError):
                 await asyncio.shield(self.minting)
         token, self.token = self.token, None
-        if token is None or not self.revoke_on_close:
+        if token is None:
+            return
+        self.retired.append(token.value)
+        if not self.revoke_on_close:
             return
         try:
             await self.endpoint.revoke(token)
         except AiokeysError as exc:
+            scrub_error(exc, self.secrets())
             _log.warning("could not revoke the service account token: %s", exc)
 
 
@@ -238,6 +261,11 @@ class _TokenEndpoint:
     session: aiohttp.ClientSession = attrs.field(repr=False)
     origin: URL
     basic: str = attrs.field(repr=False)
+    client_secret: str = attrs.field(repr=False)
+
+    def secrets(self) -> tuple[str, str]:
+        """The client secret and the Basic credentials (also when echoed bare)."""
+        return self.client_secret, self.basic.removeprefix("Basic ")
 
     async def mint(self) -> _Token:
         """Ask for a new access token; one request, errors mapped, never retried here."""
@@ -282,6 +310,7 @@ class _TokenEndpoint:
             failure = TransportError(f"POST {url}: {type(exc).__name__}")
             cause = safe_cause(exc)
         else:
+            body = scrub_bytes(body, self.secrets()) if status >= 300 else body
             return _checked(status, body, url=url, retry_after=retry_after)
         # Raised outside the except clauses: aiohttp's original exception, whose
         # request_info holds the Basic header, must not stay as __context__.

@@ -8,6 +8,10 @@ attempts, paced by the client's :class:`~aiokeys.RetryPolicy` through
 exception behind it (for aiohttp's response errors, a copy without the
 request's headers: see :func:`safe_cause`).
 
+Every error is scrubbed of the bound credential's secrets
+(:meth:`~aiokeys._auth.BoundAuth.secrets`) before it is raised: a proxy's error
+page or Atlas' ``detail`` may echo the ``Authorization`` header.
+
 Nothing is sent to another origin: :class:`OriginGuard`, the first request
 middleware, refuses a redirect that leaves the base URL's origin, and the
 call fails with :class:`~aiokeys.UnexpectedResponseError`.
@@ -34,7 +38,7 @@ import errno
 import json
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Final
 
 import aiohttp
@@ -57,6 +61,8 @@ from ._errors import (
     error_from_payload,
     error_from_response,
     safe_snippet,
+    scrub_bytes,
+    scrub_error,
 )
 from ._retry import RetryPolicy, is_retryable, parse_retry_after
 
@@ -252,7 +258,19 @@ class Transport:
             call.on_retry(exc)
 
     async def _attempt(self, call: _Call) -> Any:
-        """One attempt: wait for the scope's gate, send, read, decode."""
+        """One attempt; every error it raises is scrubbed of the credential's secrets.
+
+        Scrubbed here rather than once at the end, so that ``on_retry`` and the
+        retry log see clean errors too.
+        """
+        try:
+            return await self._attempt_once(call)
+        except AiokeysError as exc:
+            scrub_error(exc, self._auth.secrets())
+            raise
+
+    async def _attempt_once(self, call: _Call) -> Any:
+        """Wait for the scope's gate, send, read, decode."""
         call.attempt += 1
         await self._pass_gate(call)
         async with self._slots:
@@ -311,13 +329,13 @@ class Transport:
         if not 200 <= reply.status < 300:
             raise error_from_response(
                 reply.status,
-                reply.body,
+                scrub_bytes(reply.body, self._auth.secrets()),
                 method=_METHOD,
                 url=call.where,
                 page_num=call.page_num,
                 retry_after=reply.retry_after,
             )
-        payload = _parse_json(call, reply)
+        payload = _parse_json(call, reply, secrets=self._auth.secrets())
         if call.envelope:
             return _unwrap(call, reply, payload)
         return payload
@@ -405,10 +423,14 @@ def _off_origin_error(call: _Call, origin: str) -> UnexpectedResponseError:
     return error
 
 
-def _parse_json(call: _Call, reply: _Reply) -> Any:
-    """Decode a success body; a body cut short is a transport fault, not ours."""
+def _parse_json(call: _Call, reply: _Reply, *, secrets: Sequence[str] = ()) -> Any:
+    """Decode a success body; a body cut short is a transport fault, not ours.
+
+    ``secrets`` are removed from a body quoted in an error before it is cut.
+    """
     if not _is_json(reply.content_type):
-        raise _unexpected(call, f"content type {reply.content_type!r}", reply.body)
+        what = f"content type {reply.content_type!r}"
+        raise _unexpected(call, what, scrub_bytes(reply.body, secrets))
     if not reply.body.strip():
         raise _unexpected(call, "an empty body", reply.body)
     try:
@@ -421,9 +443,11 @@ def _parse_json(call: _Call, reply: _Reply) -> Any:
             )
             error.page_num = call.page_num
             raise error from exc
-        raise _unexpected(call, "a body that is not JSON", reply.body) from exc
+        body = scrub_bytes(reply.body, secrets)
+        raise _unexpected(call, "a body that is not JSON", body) from exc
     except (ValueError, RecursionError) as exc:
-        raise _unexpected(call, "a body that is not JSON", reply.body) from exc
+        body = scrub_bytes(reply.body, secrets)
+        raise _unexpected(call, "a body that is not JSON", body) from exc
 
 
 def _cut_short(exc: json.JSONDecodeError) -> bool:

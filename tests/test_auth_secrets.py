@@ -291,3 +291,124 @@ async def test_no_planted_secret_surfaces(
     assert leaked == []
     assert PUB in everything  # the search does see what it is given
     assert "al-****0003" in everything  # and the listed keys were searched
+
+
+ECHO_HTML, ECHO_JSON = "0000000000000000000000a1", "0000000000000000000000b2"
+ECHO_TOKEN = "TOKEN-echoed-5c1e9d7a3b"
+ECHO_CID = "mdb_sa_id_echo"
+
+
+def _echo_page(header: str, org: str, filler: int) -> web.Response:
+    """A 502 proxy page or a 400 Atlas error that both repeat the header sent."""
+    if org == ECHO_HTML:
+        html = (
+            f"<html><body><h1>502 Bad Gateway</h1><p>{'x' * filler} upstream "
+            f"refused Authorization: {header}</p></body></html>"
+        )
+        return web.Response(status=502, text=html, content_type="text/html")
+    body = {
+        "error": 400,
+        "errorCode": "INVALID_HEADER",
+        "reason": f"Bad Request {header}",
+        "detail": f"{'x' * filler} the header {header!r} is malformed",
+        "parameters": [header, 7],
+        "badRequestDetail": {
+            "fields": [{"field": header, "description": f"echo of {header}"}]
+        },
+    }
+    return web.json_response(body, status=400)
+
+
+@pytest.fixture
+async def echo_server() -> AsyncIterator[tuple[str, list[int]]]:
+    """Mints ``ECHO_TOKEN``, then answers every page with an error echoing the header."""
+    filler = [0]
+
+    async def token(request: web.Request) -> web.Response:
+        header = request.headers.get("Authorization", "")
+        if header == f"Basic {_basic(ECHO_CID, CSECRET)}":
+            return _echo_page(header, ECHO_JSON, filler[0])
+        return web.json_response({"access_token": ECHO_TOKEN, "expires_in": 3600})
+
+    async def keys(request: web.Request) -> web.Response:
+        header = request.headers.get("Authorization", "")
+        return _echo_page(header, request.match_info["org"], filler[0])
+
+    app = web.Application()
+    app.router.add_post("/api/oauth/token", token)
+    app.router.add_get("/api/atlas/v2/orgs/{org}/aiModelApiKeys", keys)
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield f"http://127.0.0.1:{server.port}", filler
+
+
+def _error_texts(exc: BaseException) -> list[str]:
+    """Everything of an error a user, a log or an error reporter could show."""
+    texts = ["".join(traceback.format_exception(exc))]
+    current: BaseException | None = exc
+    while current is not None:
+        texts += [str(current), repr(current)]
+        for name in ("detail", "reason", "parameters", "body_snippet", "url"):
+            texts.append(repr(getattr(current, name, None)))
+        texts.append(repr(getattr(current, "bad_request_fields", None)))
+        current = current.__cause__ or current.__context__
+    return texts
+
+
+def _leaks(texts: list[str], secrets: list[str]) -> list[str]:
+    """Secrets, or their first ten characters (a cut snippet), found in ``texts``."""
+    everything = "\n".join(texts)
+    return [s for s in secrets if s in everything or s[:10] in everything]
+
+
+@pytest.mark.parametrize("filler", [0, 40, 52, 60])
+@pytest.mark.parametrize("org", [ECHO_HTML, ECHO_JSON])
+@pytest.mark.parametrize(
+    ("auth", "secrets"),
+    [
+        (BearerToken(TOKEN), [TOKEN]),
+        (ServiceAccount(CID, CSECRET), [ECHO_TOKEN, CSECRET, _basic(CID, CSECRET)]),
+        (ServiceAccount(ECHO_CID, CSECRET), [CSECRET, _basic(ECHO_CID, CSECRET)]),
+    ],
+    ids=["bearer", "service-account", "token-endpoint"],
+)
+async def test_echoed_credentials_are_scrubbed_from_errors(
+    echo_server: tuple[str, list[int]],
+    caplog: pytest.LogCaptureFixture,
+    auth: aiokeys.Auth,
+    secrets: list[str],
+    org: str,
+    filler: int,
+) -> None:
+    """A 502 page or a 400 detail repeating ``Authorization`` raises without it.
+
+    The fillers move the secret across the point where a snippet is cut.
+    """
+    base_url, fill = echo_server
+    fill[0] = filler
+    caplog.set_level(logging.DEBUG)
+    async with Client(auth=auth, base_url=base_url, retry=FAST) as client:
+        with pytest.raises(aiokeys.ApiError) as info:
+            await client.org_keys_page(org)
+
+    error = info.value
+    assert error.status in (400, 502)
+    assert "***" in str(error)
+    texts = _error_texts(error) + _record_texts(caplog.records)
+    assert _leaks(texts, secrets) == []
+
+
+async def test_echoed_token_is_scrubbed_from_cli_output(
+    echo_server: tuple[str, list[int]],
+) -> None:
+    """``aiokeys list --debug`` prints the scrubbed error, not the echoed token."""
+    base_url, _ = echo_server
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MONGODB_ATLAS")},
+        "MONGODB_ATLAS_ACCESS_TOKEN": TOKEN,
+        "MONGODB_ATLAS_BASE_URL": base_url,
+        "COLUMNS": "200",
+    }
+    code, out, err = await _run_cli(["list", ECHO_JSON, "--debug"], env)
+    assert code != "0"
+    assert "***" in out + err
+    assert _leaks([out, err], [TOKEN]) == []

@@ -31,6 +31,8 @@ from aiokeys._errors import (
     error_from_payload,
     error_from_response,
     safe_snippet,
+    scrub_bytes,
+    scrub_error,
 )
 
 EXAMPLES = Path("/work/shared/examples")
@@ -310,3 +312,71 @@ class TestMessages:
     def test_retry_after_on_503(self) -> None:
         """A 503 keeps the server's Retry-After too."""
         assert parse(503, b"", retry_after=7.0).retry_after == 7.0
+
+
+class TestScrub:
+    SECRET = "tok-0123456789abcdef"
+
+    def test_every_field_and_the_message(self) -> None:
+        """detail, reason, parameters, fields and the message lose the secret."""
+        body = json.dumps(
+            {
+                "error": 400,
+                "errorCode": "INVALID",
+                "reason": f"bad {self.SECRET}",
+                "detail": f"header Bearer {self.SECRET} refused",
+                "parameters": [self.SECRET, 3],
+                "badRequestDetail": {
+                    "fields": [{"field": self.SECRET, "description": self.SECRET}]
+                },
+            }
+        ).encode()
+        error = parse(400, body)
+        scrub_error(error, [self.SECRET, ""])
+        assert error.detail == "header Bearer *** refused"
+        assert error.reason == "bad ***"
+        assert error.parameters == ("***", 3)
+        assert error.bad_request_fields == (
+            BadRequestField(field="***", description="***"),
+        )
+        assert self.SECRET not in str(error)
+        assert str(error).startswith("400 INVALID from GET")
+
+    def test_chained_errors_and_plain_messages(self) -> None:
+        """Aiokeys errors chained below are scrubbed too; twice changes nothing."""
+        inner = TransportError(f"echo {self.SECRET}")
+        outer = ServerError(status=502, method="GET", url=URL, detail=self.SECRET)
+        outer.__cause__ = inner
+        scrub_error(outer, [self.SECRET])
+        scrub_error(outer, [self.SECRET])
+        assert str(inner) == "echo ***"
+        assert outer.detail == "***"
+
+    def test_longest_secret_first(self) -> None:
+        """A secret that contains another is replaced whole."""
+        error = TransportError(f"Basic {self.SECRET}xyz")
+        scrub_error(error, [self.SECRET, self.SECRET + "xyz"])
+        assert str(error) == "Basic ***"
+
+    @pytest.mark.parametrize("keep", [4, 8, 15])
+    def test_a_cut_snippet_loses_the_start_of_a_secret(self, keep: int) -> None:
+        """A snippet cut inside a secret keeps none of its first characters."""
+        text = "x" * (SNIPPET_LIMIT - 1 - keep) + " " + self.SECRET + " tail"
+        error = parse(502, f"<p>{text}</p>".encode())
+        assert error.body_snippet is not None
+        assert error.body_snippet.endswith(self.SECRET[: keep - 1] + "…")
+        scrub_error(error, [self.SECRET])
+        assert self.SECRET[:3] not in str(error)
+        assert error.body_snippet.endswith("***…")
+
+    def test_bytes(self) -> None:
+        """An error body is scrubbed before any snippet is cut from it."""
+        body = f"<p>Authorization: Bearer {self.SECRET}</p>".encode()
+        assert scrub_bytes(body, [self.SECRET]) == b"<p>Authorization: Bearer ***</p>"
+
+    def test_a_short_secret_only_where_it_stands_alone(self) -> None:
+        """A test token like ``t`` leaves ``http`` alone but not ``Bearer t``."""
+        error = TransportError("GET http://h/x: refused 'Bearer t' (t)")
+        scrub_error(error, ["t"])
+        assert str(error) == "GET http://h/x: refused 'Bearer ***' (***)"
+        assert scrub_bytes(b"token t; tt", ["t"]) == b"token ***; tt"
