@@ -10,7 +10,10 @@ limited (about 50 a minute), so the bound middleware:
   that same task, sharing its token or its error (a failed mint is not
   repeated by each waiter in turn);
 * renews a little before ``expires_in`` runs out (:func:`renew_margin`), so a
-  listing does not hit the boundary in the normal course;
+  listing does not hit the boundary in the normal course; when that early
+  renewal fails for a passing reason (429, 5xx, network), the current token
+  is used on until it expires and the renewal is tried again after a pause
+  (:func:`renew_pause`), so a busy token endpoint does not end a listing;
 * answers a 401 by re-minting once (unless another request already replaced
   the rejected token) and sending the request again; a second 401 is
   returned, and the wire layer turns it into :class:`~aiokeys.AuthenticationError`;
@@ -18,9 +21,10 @@ limited (about 50 a minute), so the bound middleware:
   redirects, so they never pass through a credential middleware, its own
   included, and the client secret never leaves the base URL's origin.
 
-A 429 or 5xx from the token endpoint (or a network fault) is raised out of the
-middleware as :class:`~aiokeys.RateLimitError`, :class:`~aiokeys.ServerError`
-or :class:`~aiokeys.TransportError`, with the token endpoint's URL and
+Without a token still alive, a 429 or 5xx from the token endpoint (or a
+network fault) is raised out of the middleware as
+:class:`~aiokeys.RateLimitError`, :class:`~aiokeys.ServerError` or
+:class:`~aiokeys.TransportError`, with the token endpoint's URL and
 ``Retry-After``. The wire layer's ``backoff`` loop then retries the page
 request under the client's :class:`~aiokeys.RetryPolicy`, its 429 gate and the
 caller's deadline, and the retried request joins or starts the next mint.
@@ -62,10 +66,10 @@ from ._errors import (
     scrub_bytes,
     scrub_error,
 )
-from ._retry import parse_retry_after
+from ._retry import is_retryable, parse_retry_after
 from ._transport import safe_cause
 
-__all__ = ["ServiceAccount", "renew_margin"]
+__all__ = ["ServiceAccount", "renew_margin", "renew_pause"]
 
 _log = logging.getLogger(__name__)
 
@@ -75,6 +79,8 @@ _REVOKE_PATH: Final = "/api/oauth/revoke"
 _DEFAULT_LIFETIME: Final = 3600.0
 #: Past tokens kept for :meth:`_OAuthMiddleware.secrets`.
 _RETIRED_KEPT: Final = 4
+#: The shortest wait before a failed early renewal is tried again.
+_MIN_RENEW_PAUSE: Final = 1.0
 
 
 def renew_margin(expires_in: float) -> float:
@@ -130,13 +136,20 @@ class ServiceAccount:
 
 @attrs.frozen(kw_only=True)
 class _Token:
-    """An access token and the :func:`time.monotonic` time to replace it at."""
+    """An access token, and the :func:`time.monotonic` times to replace it at
+    and at which it expires (measured from before the token was asked for)."""
 
     value: str = attrs.field(repr=False)
     renew_at: float
+    expires_at: float
 
     def fresh(self) -> bool:
+        """Not due for renewal yet."""
         return time.monotonic() < self.renew_at
+
+    def alive(self) -> bool:
+        """Not expired yet: still usable while a renewal is failing."""
+        return time.monotonic() < self.expires_at
 
 
 @attrs.define(kw_only=True)
@@ -178,11 +191,43 @@ class _OAuthMiddleware:
         return await handler(request)
 
     async def _fresh_token(self) -> _Token:
-        """The current token, or the one being minted when it is missing or due."""
+        """The current token, or the one being minted when it is missing or due.
+
+        A renewal that fails for a passing reason (429, 5xx, network) while
+        the current token has not expired yet is not the caller's problem:
+        the current token is used on and the renewal tried again later
+        (:meth:`_postpone`). Once the token has expired, the failure is raised.
+        """
         token = self.token
         if token is not None and token.fresh():
             return token
-        return await self._mint_once()
+        try:
+            return await self._mint_once()
+        except AiokeysError as exc:
+            if token is None or not token.alive() or not is_retryable(exc):
+                raise
+            return self._postpone(token, exc)
+
+    def _postpone(self, token: _Token, failure: AiokeysError) -> _Token:
+        """Keep ``token`` until the next renewal attempt; log the first failure only.
+
+        Requests that waited on the same failed renewal all come here; the
+        first moves ``renew_at`` on and logs, the others find it moved.
+        """
+        current = self.token
+        if current is not token:
+            return current if current is not None and current.alive() else token
+        now = time.monotonic()
+        pause = renew_pause(token.expires_at - now, failure)
+        self.token = attrs.evolve(token, renew_at=min(now + pause, token.expires_at))
+        _log.warning(
+            "could not renew the service account token early (%s); using the "
+            "current one for up to %.1f s more and trying again in %.1f s",
+            _what(failure),
+            token.expires_at - now,
+            min(pause, token.expires_at - now),
+        )
+        return self.token
 
     async def _replace(self, rejected: _Token) -> _Token:
         """A token other than ``rejected``, minting only if nobody did already."""
@@ -240,6 +285,25 @@ class _OAuthMiddleware:
             _log.warning("could not revoke the service account token: %s", exc)
 
 
+def renew_pause(left: float, failure: BaseException) -> float:
+    """Seconds to wait before trying again a renewal that failed with ``failure``.
+
+    A quarter of the token's remaining life, at least :data:`_MIN_RENEW_PAUSE`
+    and at least the server's ``Retry-After``: an hour-long token whose
+    renewal keeps failing is tried again after 15, 11, 8, ... seconds, never
+    on every request. The caller stops at the token's expiry.
+    """
+    told = getattr(failure, "retry_after", None)
+    wait = float(told) if isinstance(told, int | float) else 0.0
+    return max(wait, left / 4, _MIN_RENEW_PAUSE)
+
+
+def _what(failure: BaseException) -> str:
+    """The class and status of ``failure``: its message could quote the server."""
+    status = getattr(failure, "status", None)
+    return type(failure).__name__ + ("" if status is None else f" {status}")
+
+
 def _own_copy(exc: AiokeysError) -> AiokeysError:
     """A shallow copy of ``exc`` (the error classes take keyword-only arguments)."""
     clone = type(exc).__new__(type(exc))
@@ -274,7 +338,9 @@ class _TokenEndpoint:
         value, expires_in = _parse_token(body, url=self._url(_TOKEN_PATH))
         _log.debug("minted a service account token valid for %.0f s", expires_in)
         return _Token(
-            value=value, renew_at=started + expires_in - renew_margin(expires_in)
+            value=value,
+            renew_at=started + expires_in - renew_margin(expires_in),
+            expires_at=started + expires_in,
         )
 
     async def revoke(self, token: _Token) -> None:

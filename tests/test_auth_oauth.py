@@ -24,7 +24,7 @@ from aiokeys import (
     ServiceAccount,
 )
 from aiokeys._auth import AuthContext, BoundAuth
-from aiokeys._oauth import _OAuthMiddleware
+from aiokeys._oauth import _OAuthMiddleware, renew_pause
 from aiokeys._retry import RetryPolicy
 from aiokeys.testing import FakeAtlas
 
@@ -379,3 +379,114 @@ async def test_token_errors_ignore_a_raising_session_and_chain_no_basic_header(
         cause = cause.__cause__ or cause.__context__
     assert not [t for t in texts if basic in t or SECRET in t]
     assert script.seen == ["token"]
+
+
+@attrs.define
+class Kept:
+    """An ``Auth`` that keeps the middleware it bound, to move its token's clock."""
+
+    inner: ServiceAccount
+    bound: list[_OAuthMiddleware] = attrs.field(factory=list)
+
+    def bind(self, context: AuthContext) -> BoundAuth:
+        bound = self.inner.bind(context)
+        assert isinstance(bound, _OAuthMiddleware)
+        self.bound.append(bound)
+        return bound
+
+    def age(self, *, renew: bool = True, expire: bool = False) -> None:
+        """Make the token due for renewal, and optionally expired (no sleeping)."""
+        token = self.bound[0].token
+        assert token is not None
+        now = time.monotonic()
+        self.bound[0].token = attrs.evolve(
+            token,
+            renew_at=now - 1 if renew else token.renew_at,
+            expires_at=now - 0.5 if expire else token.expires_at,
+        )
+
+
+async def test_a_rate_limited_early_renewal_keeps_the_listing_going(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Inside the renewal margin a 429 from the token endpoint is not an error:
+    the current token is used on, one warning is logged, and the renewal waits
+    instead of being tried on every request. Once the token has expired, the
+    429 surfaces."""
+    async with FakeAtlas(token_rate_limit=1) as atlas:
+        atlas.add_service_account(CID, SECRET)
+        org_id = atlas.add_org()
+        atlas.seed_keys(org_id, 6, seed=3)
+        kept = Kept(ServiceAccount(CID, SECRET))
+        async with Client(auth=kept, base_url=atlas.url, retry=FAST) as client:
+            assert len([k async for k in client.org_keys(org_id, page_size=2)]) == 6
+            kept.age()
+            with caplog.at_level(logging.INFO, logger="aiokeys"):
+                keys = [k async for k in client.org_keys(org_id, page_size=2)]
+                await client.org_keys_page(org_id)
+            assert len(keys) == 6
+            assert _token_posts(atlas) == [200, 429]
+
+            kept.age(expire=True)
+            with pytest.raises(RateLimitError):
+                await client.org_keys_page(org_id)
+
+    assert atlas.tokens_minted == 1
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.name for r in warnings] == ["aiokeys._oauth"]
+    assert "RateLimitError 429" in warnings[0].getMessage()
+    token = kept.bound[0].retired[-1] if kept.bound[0].retired else ""
+    for record in warnings:
+        assert SECRET not in record.getMessage()
+        assert not token or token not in record.getMessage()
+
+
+async def test_a_failed_early_renewal_is_tried_again_later(
+    scripted: tuple[URL, TokenScript],
+) -> None:
+    """A 503 at renewal keeps the old token until the pause is over; then it renews."""
+    base, script = scripted
+    kept = Kept(ServiceAccount(CID, SECRET))
+    async with Client(auth=kept, base_url=str(base), retry=FAST) as client:
+        await client.org_keys_page(ORG)
+        script.statuses = [503]
+        kept.age()
+        await client.org_keys_page(ORG)
+        await client.org_keys_page(ORG)
+        token = kept.bound[0].token
+        assert token is not None
+        assert token.renew_at > time.monotonic()  # a pause, not every request
+        kept.age()
+        await client.org_keys_page(ORG)
+
+    assert script.seen == [
+        "token",
+        "Bearer t1",
+        "token",
+        "Bearer t1",
+        "Bearer t1",
+        "token",
+        "Bearer t6",
+    ]
+
+
+async def test_a_refused_renewal_is_not_papered_over(
+    scripted: tuple[URL, TokenScript],
+) -> None:
+    """A 401 at renewal (secret revoked) is final even while the token lives."""
+    base, script = scripted
+    kept = Kept(ServiceAccount(CID, SECRET))
+    async with Client(auth=kept, base_url=str(base), retry=FAST) as client:
+        await client.org_keys_page(ORG)
+        script.statuses = [401]
+        kept.age()
+        with pytest.raises(AuthenticationError):
+            await client.org_keys_page(ORG)
+
+
+def test_renew_pause() -> None:
+    """A quarter of the life left, at least a second, at least Retry-After."""
+    assert renew_pause(60.0, ServerError(status=503, method="POST", url="u")) == 15.0
+    assert renew_pause(0.2, TimeoutError()) == 1.0
+    limited = RateLimitError(status=429, method="POST", url="u", retry_after=30.0)
+    assert renew_pause(60.0, limited) == 30.0
