@@ -8,7 +8,8 @@ import tempfile
 from pathlib import Path
 
 from ._config import FULL, QUICK
-from ._report import plot, to_markdown
+from ._report import plot, to_markdown, update_readme
+from ._results import Results
 from ._scenarios import run_all
 
 __all__ = ["main"]
@@ -88,10 +89,21 @@ def main(argv: list[str] | None = None) -> int:
         ["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]
     )
     report = to_markdown(results, command=command)
+    _write(results, report, out, headline=not args.quick and args.only is None)
+    print(report)
+    return 0
+
+
+def _write(results: Results, report: str, out: Path, *, headline: bool) -> None:
+    """Write results.md and results.png; refresh the README's headline block.
+
+    Only a full run of every scenario, written where it is committed, speaks
+    for the README.
+    """
     (out / "results.md").write_text(report)
     if results.scaling:
         plot(results, out / "results.png")
-
-    print(report)
     print(f"wrote results.md and results.png in {out}", file=sys.stderr)
-    return 0
+    readme = _HERE.parent / "README.md"
+    if headline and out == _HERE and update_readme(results, readme):
+        print("updated the benchmark block of README.md", file=sys.stderr)

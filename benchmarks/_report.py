@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ._results import Results, Row
 
-__all__ = ["machine", "plot", "to_markdown"]
+__all__ = ["machine", "plot", "readme_block", "to_markdown", "update_readme"]
 
 _VERSIONED = ("aiokeys", "aiohttp", "attrs", "cattrs", "orjson")
 
@@ -137,3 +137,57 @@ def plot(results: Results, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+_README_START = "<!-- bench:start -->"
+_README_END = "<!-- bench:end -->"
+
+
+def readme_block(results: Results) -> str:
+    """The README's headline: scenario 1's table, peak memory, the plot."""
+    settings = results.settings
+    head = [r for r in results.rows if r.section.startswith("1.")]
+    memory = {
+        r.label: r.stats.median for r in results.rows if r.section.startswith("4.")
+    }
+    small, big = settings.memory_keys
+    lines = [
+        f"**Benchmarks** (`nox -s bench`; {os.cpu_count()} cores, simulator in its own"
+        f" process; full tables in [benchmarks/results.md](benchmarks/results.md)):"
+        f" {settings.headline_pages} pages of {settings.page_size} keys,"
+        f" {settings.latency * 1000:g} ms a request, concurrency {settings.concurrency}.",
+        "",
+        "| contender | wall time, median (min - max) | compared |",
+        "|---|---|---|",
+        *(
+            f"| {r.label} | {_fmt(r.stats.median, 's')} s"
+            + (
+                ""
+                if r.label == "ideal"
+                else f" ({_fmt(r.stats.low, 's')} - {_fmt(r.stats.high, 's')})"
+            )
+            + f" | {r.compare} |"
+            for r in head
+        ),
+        "",
+    ]
+    if memory:
+        lines += [
+            f"Peak RSS listing {small:,} / {big:,} keys: aiokeys"
+            f" {memory.get(f'aiokeys, {small:,} keys', 0):.0f} / {memory.get(f'aiokeys, {big:,} keys', 0):.0f} MiB,"
+            f" gather {memory.get(f'gather, {small:,} keys', 0):.0f} / {memory.get(f'gather, {big:,} keys', 0):.0f} MiB.",
+            "",
+        ]
+    lines.append("![wall time against pages](benchmarks/results.png)")
+    return "\n".join(lines)
+
+
+def update_readme(results: Results, readme: Path) -> bool:
+    """Replace the README's block between the bench markers; ``False`` if it has none."""
+    text = readme.read_text()
+    start, end = text.find(_README_START), text.find(_README_END)
+    if start < 0 or end < start:
+        return False
+    block = f"{_README_START}\n{readme_block(results)}\n{_README_END}"
+    readme.write_text(text[:start] + block + text[end + len(_README_END) :])
+    return True
