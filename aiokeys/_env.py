@@ -82,8 +82,9 @@ def auth_from_env(environ: Mapping[str, str] | None = None) -> EnvCredentials:
             names every variable looked for), or half of a pair is set (it
             names both halves).
         InvalidArgumentError: The two spellings of one key are set to
-            different values, or a value is unusable (a line break, a ``:``
-            in a public key). Values never appear in a message.
+            different values, or a value is unusable (a control character
+            such as a line break, a ``:`` in a public key); the message names
+            the credential's field, never its value.
     """
     env = os.environ if environ is None else environ
     base_url = _get(env, BASE_URL) or DEFAULT_BASE_URL

@@ -340,3 +340,10 @@ def test_client_refuses_plain_http_off_loopback() -> None:
     """The client checks the base URL when it is built, before any request."""
     with pytest.raises(InvalidArgumentError, match="plain http"):
         aiokeys.Client(auth=BearerToken("t"), base_url="http://cloud.mongodb.com")
+
+
+def test_env_value_with_a_control_character_is_refused() -> None:
+    """A token with a NUL inside (stripping removes only the ends) is refused."""
+    with pytest.raises(InvalidArgumentError, match=r"BearerToken\.token") as info:
+        auth_from_env({"MONGODB_ATLAS_ACCESS_TOKEN": f" {SECRET}\x00x "})
+    assert SECRET not in str(info.value)
