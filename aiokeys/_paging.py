@@ -12,24 +12,35 @@ So a listing of page size ``s`` ends at the first page ``k`` (in page order)
 that is *short* (fewer than ``s`` items, possibly none) **and** either
 
 * carries no ``totalCount``, or
-* is at or past the expected last page, ``k >= ceil(totalCount / s)``,
-  where ``totalCount`` is the one that page ``k`` itself reported.
+* is at or past the expected last page, ``k >= ceil(totalCount / s)``, and
+  the pass has seen at least as many keys as that count leaves for it
+  (``totalCount - (start_page - 1) * s``), where ``totalCount`` is the one
+  that page ``k`` itself reported; or
+* is empty and follows a short (or empty) page of the same pass: the keys
+  have run out, whatever the count says (*the tail rule*).
 
 Consequences, each pinned by a test in ``tests/test_paging.py``:
 
 * a missing count means "keep reading until a short or empty page";
 * a count that grows moves the expected end further out;
-* when the last expected page comes back full, reading goes on past it, one
-  page at a time, until a short or empty page (without a count, pages are
-  read ahead within the window instead, and reads past the end are wasted);
+* when the last expected page comes back full, or short while the count says
+  keys are still missing, reading goes on past it until the tail rule or a
+  short page that settles the count (without a count, pages are read ahead
+  within the window instead, and reads past the end are wasted);
 * a short or empty page before the expected end is *not* the end while the
   count says more remain: it is recorded as drift and reading goes on;
 * page 1 (or the resume page) is read alone; pages are never numbered below
-  it, so ``pageNum=0`` is never sent and no page is planned twice.
+  it, so ``pageNum=0`` is never sent and no page is planned twice;
+* a re-read may be given a ``horizon``, the page where the pass before it
+  ended: it reads ahead up to there and only one page at a time beyond, so a
+  count far too high is not paid for again.
 
 The price: a list whose size is an exact multiple of ``s`` costs one more
-(empty) request, and a count far too high costs empty reads up to the page
-it implies. Both are bounded, and both beat missing keys.
+(empty) request, and a count that is too high costs one empty request after
+the last short page, plus whatever the window had already started (at most
+``window`` requests past the end in a first pass, none in a re-read given a
+horizon). A count that stays higher than what the list delivers is not the
+end rule's business: :mod:`aiokeys._stream` treats it as drift.
 """
 
 from __future__ import annotations
@@ -45,6 +56,7 @@ __all__ = [
     "ReorderBuffer",
     "expected_pages",
     "is_last_page",
+    "page_cap",
     "pages_needed",
 ]
 
@@ -63,12 +75,35 @@ def expected_pages(total_count: int, page_size: int) -> int:
 def is_last_page(
     page_num: int, n_items: int, total_count: int | None, page_size: int
 ) -> bool:
-    """Apply the end rule (see the module docstring) to one page."""
+    """Apply the count part of the end rule (see the module docstring) to one page.
+
+    :class:`PagePlan` adds the rest: the keys the count promised must have
+    been seen, and an empty page after a short one ends the pass anyway.
+    """
     if n_items >= page_size:
         return False
     if total_count is None:
         return True
     return page_num >= expected_pages(total_count, page_size)
+
+
+def page_cap(sizes: Sequence[int], page_size: int) -> int | None:
+    """Return the cap a server seems to put on its pages, or ``None``.
+
+    ``sizes`` are the item counts of one pass's pages in order. A server that
+    answers at most ``c < page_size`` items whatever is asked shows every page
+    but the last of the keys at exactly ``c`` (trailing empty pages aside),
+    and the last at most ``c``; two such pages at least are needed to say so.
+    """
+    served = list(sizes)
+    while served and served[-1] == 0:
+        served.pop()
+    if len(served) < 2:
+        return None
+    cap = served[0]
+    if not 0 < cap < page_size or any(n != cap for n in served[1:-1]):
+        return None
+    return cap if served[-1] <= cap else None
 
 
 def pages_needed(keys: int, page_size: int) -> int:
@@ -86,11 +121,15 @@ class PagePlan:
     Attributes:
         page_size: Items asked per page.
         start_page: The first page of the pass (1 unless resuming).
+        horizon: For a re-read, the end page of the pass before it: pages up
+            to it may be read ahead, pages beyond it only one at a time.
+            ``None`` for a first pass.
         limit: The highest page known to be needed, or ``None`` when reading
             on speculatively because a page came without ``totalCount``.
         end_page: The page that ended the listing, once known.
         next_page: The next page number :meth:`record` will observe.
         total_count: The last ``totalCount`` seen, ``None`` if none yet.
+        sizes: The item count of each page observed up to the end page.
         drift: Short descriptions of what did not add up, in page order.
         counts: The ``totalCount`` of each page observed, in page order.
         drift_kinds: For each ``drift`` entry, ``"count"`` (totalCount
@@ -100,10 +139,12 @@ class PagePlan:
 
     page_size: int
     start_page: int = 1
+    horizon: int | None = None
     limit: int | None = attrs.field(default=None)
     end_page: int | None = None
     next_page: int = attrs.field(default=0)
     total_count: int | None = None
+    sizes: list[int] = attrs.field(factory=list)
     drift: list[str] = attrs.field(factory=list)
     drift_kinds: list[str] = attrs.field(factory=list)
     counts: list[int | None] = attrs.field(factory=list)
@@ -118,6 +159,18 @@ class PagePlan:
     def ended(self) -> bool:
         """Whether the end page has been observed."""
         return self.end_page is not None
+
+    @property
+    def keys_seen(self) -> int:
+        """Items on the pages observed up to the end page (repeats included)."""
+        return sum(self.sizes)
+
+    def missing(self, total: int | None) -> int:
+        """Keys ``total`` says this pass should still see (0 if none or no count)."""
+        if total is None:
+            return 0
+        owed = total - (self.start_page - 1) * self.page_size
+        return max(0, owed - self.keys_seen)
 
     def may_request(self, page_num: int) -> bool:
         """Return whether ``page_num`` is within what the pass may still need."""
@@ -145,24 +198,51 @@ class PagePlan:
                     f"page {page_num} had {n_items} keys after the last page {self.end_page}",
                 )
             return
+        ran_out = n_items == 0 and bool(self.sizes) and self.sizes[-1] < self.page_size
         self.counts.append(total)
+        self.sizes.append(n_items)
         self._note_count(page_num, total)
-        if is_last_page(page_num, n_items, total, self.page_size):
+        if ran_out or self._settled(page_num, n_items, total):
             self.end_page = page_num
             return
-        if total is None:
-            self.limit = None  # no count: read ahead until a short page
-        elif self.limit is not None:
-            # Past the expected end the count says the list should stop here:
-            # read on one page at a time rather than speculating widely.
-            last = expected_pages(total, self.page_size)
-            self.limit = max(self.limit, last, page_num + 1)
+        self._extend(page_num, n_items, total)
         if total is not None and n_items < self.page_size:
-            self._drift(
-                "short",
-                f"page {page_num} short ({n_items} of {self.page_size}) before the "
-                f"expected last page {expected_pages(total, self.page_size)}",
+            self._drift("short", self._short_note(page_num, n_items, total))
+
+    def _settled(self, page_num: int, n_items: int, total: int | None) -> bool:
+        """The count-based end: a short page with no count, or at the end it implies."""
+        if not is_last_page(page_num, n_items, total, self.page_size):
+            return False
+        return self.missing(total) == 0
+
+    def _extend(self, page_num: int, n_items: int, total: int | None) -> None:
+        """Widen what may be requested after a page that did not end the pass."""
+        if total is None:
+            # No count: read ahead until a short page (a re-read: to its horizon).
+            self.limit = (
+                None if self.horizon is None else max(self.horizon, page_num + 1)
             )
+            return
+        target = expected_pages(total, self.page_size)
+        missing = self.missing(total)
+        if missing and n_items and page_num >= target:
+            # Short at the expected end with keys still owed: pages this size
+            # would hold them (a server capping its pages lands here).
+            target = page_num + -(-missing // n_items)
+        if self.horizon is not None:
+            target = min(target, self.horizon)
+        # Past the expected end read on one page at a time, never widely.
+        self.limit = max(self.limit or page_num, target, page_num + 1)
+
+    def _short_note(self, page_num: int, n_items: int, total: int) -> str:
+        last = expected_pages(total, self.page_size)
+        head = f"page {page_num} short ({n_items} of {self.page_size})"
+        if page_num < last:
+            return f"{head} before the expected last page {last}"
+        return (
+            f"{head} at the expected last page {last} while totalCount {total} "
+            f"says {self.missing(total)} more keys remain"
+        )
 
     def _note_count(self, page_num: int, total: int | None) -> None:
         if total is None:

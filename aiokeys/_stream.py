@@ -21,34 +21,66 @@ The page requests are tasks owned by a ``_Pass`` object, never a TaskGroup
 around a ``yield``: leaving ``async with``, :meth:`KeyStream.aclose`, the end
 of the listing, a raised error, or cancelling the consuming task while it
 waits in ``__anext__`` cancels them and waits for them. After a bare
-``break`` (no ``async with``) nothing beyond the current window is started;
-the requests still in flight finish, or are cancelled and awaited when the
-client closes (the client keeps every page task it spawned).
+``break`` (no ``async with``) the current window finishes filling, each
+landed page starting the next one up to the window's edge, and nothing
+beyond the window is started; those requests finish, or are cancelled and
+awaited when the client closes (the client keeps every page task it
+spawned). Cancelling a consumer busy with a key *outside* ``__anext__`` and
+outside ``async with`` is the same as a bare ``break``. Hence: use
+``async with``.
+
+One stream has one consumer: an ``__anext__`` entered while another task's
+``__anext__`` of the same stream is still running raises
+:class:`~aiokeys.AiokeysError` ("already being iterated by another task")
+and leaves the first consumer undisturbed. Two consumers would otherwise
+each get part of the keys, and neither would know.
 
 Drift
 -----
 Keys created or deleted while a listing runs shift the offsets of later pages:
 a key can show up twice, or slip from page ``k + 1`` to page ``k`` after page
 ``k`` was read. Duplicates are always dropped by ``api_key_id``. A changed
-``totalCount``, a key seen twice, a short page before the expected end, or
-keys on a page after the end page is *drift*: it is recorded in
-:attr:`Progress.drift` and logged once (one WARNING per listing; further notes
-at DEBUG). Then ``on_drift`` decides:
+``totalCount``, a key seen twice, a short page before the expected end,
+keys on a page after the end page, or a *shortfall* is *drift*: it is
+recorded in :attr:`Progress.drift` and logged (one WARNING per listing, plus
+one WARNING for a shortfall; further notes at DEBUG).
+
+A shortfall: a pass ended with fewer entries than the ``totalCount`` of its
+last pages promised it (``totalCount - (start_page - 1) * page_size``),
+counting entries as the pages served them, a key repeated by the server
+included (the repeat is drift of its own). It means either that the count
+is wrong or that the server gave fewer results than asked and keys were
+never served; the listing cannot tell which, so it never ends quietly on one.
+
+Then ``on_drift`` decides:
 
 * ``"repair"`` (default): once the listing reaches its end it is read again
   from ``start_page``, yielding only keys not delivered yet, until a re-read is
-  clean: it found no new key, no key twice, nothing past the end, and its
-  pages reported one steady ``totalCount`` or the same counts as the pass
-  before it (at most :data:`MAX_REPAIR_PASSES` re-reads; then the listing ends
-  with a last drift note). Every key present from the start to the end of the
-  listing is then delivered exactly once. **Late keys come last:** keys found
-  by a re-read are yielded after all the keys of the first pass, so the
-  output is in server order except for those late keys at the end. Keys
-  without an ``apiKeyId`` cannot be deduplicated and are yielded by the first
-  pass only.
-* ``"warn"``: only records and logs; a key that slid back is missed.
+  *steady*: it found no new key, no duplicate the pass before it did not show
+  too, nothing past the end, and its pages reported one steady
+  ``totalCount`` or the same counts as the pass before it (at most
+  :data:`MAX_REPAIR_PASSES` re-reads; then the listing ends with a last
+  drift note). A re-read reads ahead only up to the page where the first
+  pass ended. Every key present from the start to the end of the listing is
+  then delivered exactly once. **Late keys come last:** keys found by a
+  re-read are yielded after all the keys of the first pass, so the output is
+  in server order except for those late keys at the end. Keys without an
+  ``apiKeyId`` cannot be deduplicated and are yielded by the first pass only.
+  **A shortfall that a steady re-read repeats raises**
+  :class:`~aiokeys.DriftError` after every key found was delivered, e.g.
+  "totalCount says 1000 but the list ended after 200 keys (page 3), the same
+  on 2 reads; the server returned 100 items for pages of 500, as if it capped
+  its pages: try page_size=100". The cap is named when every page but the
+  last of the keys held the same number of items, fewer than asked. Its
+  ``page_num`` is ``None`` (there is no page to resume from) and
+  ``keys_yielded`` says how many keys were delivered. A count that stays too
+  high on a list that is otherwise complete therefore raises too: pass
+  ``on_drift="warn"`` to accept such a list.
+* ``"warn"``: only records and logs (a shortfall at WARNING); a key that
+  slid back is missed.
 * ``"raise"``: raises :class:`~aiokeys.DriftError` as soon as drift is seen;
-  its ``page_num`` is the page being delivered when it was seen.
+  its ``page_num`` is the page being delivered when it was seen (``None``
+  for a shortfall, seen once the list has ended).
 
 Drift is only seen through what the pages show. A deletion and an insertion
 that balance out between two page reads leave ``totalCount`` unchanged and
@@ -68,10 +100,21 @@ nor repeat (unless the list itself changed in between). With
 ``ordered=False`` some later pages may already have been delivered: resuming
 repeats them, so dedupe by ``api_key_id``.
 
+An error during a re-read (``progress.repair_passes > 0`` when it arrives)
+has ``page_num`` one past the page where the first pass ended: every key the
+first pass found was delivered, and so was every key the re-read found, so
+``start_page=err.page_num`` repeats nothing (and finds keys added at the end
+since). Keys that slid back onto pages the re-read had not reached yet are
+not found that way: to be sure of them, list again from page 1 and drop the
+ids already seen. The message still names the re-read's page that failed.
+
 ``deadline`` (seconds) bounds the whole listing, re-reads and retries
-included, from the first ``__anext__``: past it
-:class:`~aiokeys.RequestTimeoutError` (``deadline_exceeded=True``) is raised
-with ``page_num`` the first page not delivered.
+included, from the first ``__anext__``, however slowly the consumer reads:
+once it has passed, the waiting ``__anext__`` or the next one raises
+:class:`~aiokeys.RequestTimeoutError` (``deadline_exceeded=True``) and the
+stream closes. Its ``page_num`` is the first page not delivered, or the page
+being read if the consumer was part-way through it (resuming there repeats
+the keys of that page already handed out).
 """
 
 from __future__ import annotations
@@ -88,7 +131,7 @@ import attrs
 
 from ._errors import AiokeysError, DriftError, RequestTimeoutError, TransportError
 from ._models import ApiKey, Page
-from ._paging import Deduper, PagePlan, ReorderBuffer, expected_pages
+from ._paging import Deduper, PagePlan, ReorderBuffer, expected_pages, page_cap
 
 __all__ = ["MAX_REPAIR_PASSES", "KeyStream", "ListingSpec", "OnDrift", "Progress"]
 
@@ -160,9 +203,12 @@ class _Pass:
         deadline_at: float | None,
         on_retry: Callable[[BaseException], None],
         budget: Callable[[], int | None],
+        horizon: int | None = None,
     ) -> None:
         self.spec = spec
-        self.plan = PagePlan(page_size=spec.page_size, start_page=spec.start_page)
+        self.plan = PagePlan(
+            page_size=spec.page_size, start_page=spec.start_page, horizon=horizon
+        )
         self.buffer: ReorderBuffer[Page | BaseException] = ReorderBuffer(
             first=spec.start_page, ordered=spec.ordered
         )
@@ -345,15 +391,27 @@ class KeyStream:
     * ``ordered=True`` yields server order; ``ordered=False`` yields pages
       as they land.
     * The listing ends at the first short (or empty) page that has no
-      ``totalCount`` or is at or past the last page the count implies; a
-      full last page is followed by one more read.
+      ``totalCount``, or is at or past the last page the count implies once
+      as many keys as the count promised were seen; a full last page is
+      followed by one more read. An empty page right after a short one ends
+      it whatever the count says, so a count far too high costs at most a
+      window of extra reads.
     * Duplicates are dropped by ``api_key_id``; drift is recorded in
       :attr:`progress` and, with ``on_drift="repair"``, repaired by re-reads
-      whose late keys come after the ordered ones.
+      whose late keys come after the ordered ones. A list that keeps ending
+      short of its ``totalCount`` raises :class:`~aiokeys.DriftError` once
+      every key found was delivered, never a quiet, shorter end.
     * An error names the page to resume from (``err.page_num``) and
       ``err.keys_yielded``.
-    * Leaving the ``async with`` block, :meth:`aclose` or cancelling the
-      consumer cancels and awaits every request still in flight.
+    * ``deadline`` bounds the whole listing, a slow consumer included.
+    * Leaving the ``async with`` block or :meth:`aclose` cancels and awaits
+      every request still in flight. Cancelling the consuming task does the
+      same only while it waits in ``__anext__`` or runs inside
+      ``async with``. A bare ``break`` (no ``async with``) lets the current
+      window finish filling, nothing beyond it; the client reaps those
+      requests when it closes. Prefer ``async with``.
+    * One consumer at a time: a second task's ``__anext__`` while the first
+      one's is running raises :class:`~aiokeys.AiokeysError`.
 
     The full rules are in :mod:`aiokeys._stream` and :mod:`aiokeys._paging`.
     """
@@ -375,11 +433,16 @@ class KeyStream:
         self._abort_reason: AiokeysError | None = None
         self._deadline_at: float | None = None
         self._current: tuple[ApiKey, ...] = ()
+        self._current_page = spec.start_page
         self._index = 0
+        self._busy = False
         self._delivered: Deduper[str] = Deduper()
         self._pass_seen: Deduper[str] = Deduper()
         self._pass_drifted = False
         self._pass_new = 0
+        self._pass_dups: set[str] = set()
+        self._previous_dups: set[str] = set()
+        self._first_end: int | None = None
         self._notes_taken = 0
         self._repairs = 0
         self._pages_before = 0
@@ -465,15 +528,54 @@ class KeyStream:
     async def __anext__(self) -> ApiKey:
         if self._closed:
             self._stop()
+        if self._busy:
+            # Two consumers would each get part of the keys, and neither would
+            # know: refuse the second one (the first goes on undisturbed).
+            raise AiokeysError(
+                f"KeyStream {self._spec.label} is already being iterated by another task"
+            )
+        self._busy = True
         try:
+            self._check_deadline()
             return await self._next_key()
         except AiokeysError as exc:
-            exc.keys_yielded = self._keys_yielded
+            self._place(exc)
             await self.aclose()
             raise
         except BaseException:  # the end, cancellation, or a bug: stop everything
             await self.aclose()
             raise
+        finally:
+            self._busy = False
+
+    def _place(self, exc: AiokeysError) -> None:
+        """Say in ``exc`` how far the listing got, so that it can be resumed.
+
+        An error of a re-read points one past the first pass's end page: every
+        key the first pass found was delivered, so resuming there repeats
+        nothing (the re-read's own page is in the message).
+        """
+        exc.keys_yielded = self._keys_yielded
+        in_re_read = self._repairs > 0 and self._first_end is not None
+        if in_re_read and exc.page_num is not None:
+            assert self._first_end is not None
+            exc.page_num = self._first_end + 1
+
+    def _check_deadline(self) -> None:
+        """Past the listing's deadline no key is handed out, however slow the reader."""
+        if self._deadline_at is None or time.monotonic() < self._deadline_at:
+            return
+        error = RequestTimeoutError(
+            f"listing {self._spec.label}: deadline of {self._spec.deadline}s reached",
+            deadline_exceeded=True,
+        )
+        if self._index < len(self._current):
+            error.page_num = self._current_page  # part of it was handed out
+        elif self._pass is not None:
+            error.page_num = self._pass.buffer.low
+        else:
+            error.page_num = self._stop_page
+        raise error
 
     async def _next_key(self) -> ApiKey:
         max_items = self._spec.max_items
@@ -486,6 +588,7 @@ class KeyStream:
                     return key
             page = await self._next_page()
             self._current, self._index = page.items, 0
+            self._current_page = page.page_num
             if self._pass is not None:
                 self._pass.refill()  # the window moved on by one page
         self._log_end()  # max_items reached
@@ -509,6 +612,7 @@ class KeyStream:
         if self._deadline_at is None and self._spec.deadline is not None:
             self._deadline_at = time.monotonic() + self._spec.deadline
         self._pass_seen, self._pass_new, self._pass_drifted = Deduper(), 0, False
+        self._pass_dups = set()
         self._notes_taken = 0
         self._pass = _Pass(
             spec=self._spec,
@@ -519,6 +623,9 @@ class KeyStream:
             # A re-read delivers few keys per page: max_items cannot tell which
             # pages it needs, so only the first pass is trimmed by it.
             budget=self._budget if self._repairs == 0 else _no_budget,
+            # A re-read reads ahead only as far as the first pass went: a count
+            # far too high is not paid for twice.
+            horizon=self._first_end,
         )
         return self._pass
 
@@ -533,35 +640,84 @@ class KeyStream:
     async def _finish_pass(self) -> None:
         """End a pass; start a re-read if it drifted and repair is asked for.
 
-        The first pass asks for a re-read when it saw any drift. A re-read is
-        clean, and ends the listing, when it found no key not delivered before,
-        no duplicate, no keys past the end, and its pages reported either one
-        and the same ``totalCount`` or, page by page, the same counts as the
-        pass before it. The second test keeps a wrong but reproducible count
-        (short pages before the end, a count that differs page by page) from
-        forcing re-reads forever, while a list still changing shows up as
-        different counts.
+        The first pass asks for a re-read when it saw any drift, a shortfall
+        included (see :meth:`_shortfall_note`). A re-read is *steady*, and ends
+        the listing, when it found no key not delivered before, no duplicate
+        that the pass before it did not show too, no keys past the end, and its
+        pages reported either one and the same ``totalCount`` or, page by page,
+        the same counts as the pass before it. The comparisons keep a wrong but
+        reproducible answer (a count off, a key the server repeats on every
+        read) from forcing re-reads, while a list still changing shows up as
+        different counts. A steady re-read that still falls short of its
+        count raises :class:`~aiokeys.DriftError`: reading again would not help
+        and ending quietly would hide keys.
         """
         current = self._pass
         assert current is not None
-        counts = current.plan.counts
+        plan = current.plan
+        if self._repairs == 0:
+            self._first_end = plan.end_page
+            self._note_shortfall(plan)
         drifted = self._pass_drifted or self._pass_new > 0
-        steady = len(set(counts)) <= 1 or counts == self._previous_counts
+        steady = len(set(plan.counts)) <= 1 or plan.counts == self._previous_counts
         if self._repairs > 0 and not steady:
             drifted = True
-        self._previous_counts = counts
+        self._previous_counts, self._previous_dups = plan.counts, self._pass_dups
         await self._drop_pass()
         if self._spec.on_drift != "repair" or not drifted:
-            self._log_end()
-            raise StopAsyncIteration
+            self._end_pass(plan)
         if self._repairs >= MAX_REPAIR_PASSES:
-            self._note_drift(f"still drifting after {MAX_REPAIR_PASSES} re-reads")
-            self._log_end()
-            raise StopAsyncIteration
+            self._note_drift(
+                f"still drifting after {MAX_REPAIR_PASSES} re-reads", loud=True
+            )
+            self._end_pass(plan)
         self._repairs += 1
         _log.debug(
             "listing %s: re-read %d after drift", self._spec.label, self._repairs
         )
+
+    def _end_pass(self, plan: PagePlan) -> NoReturn:
+        """End the listing after its last pass; a re-read still short raises."""
+        if self._repairs > 0 and plan.missing(plan.total_count):
+            raise self._shortfall_error(plan)
+        self._log_end()
+        raise StopAsyncIteration
+
+    def _note_shortfall(self, plan: PagePlan) -> None:
+        """Fewer keys than ``totalCount`` promised is drift: nothing is lost quietly.
+
+        Entries are counted as the pages served them, repeats included: a key
+        the server repeats and counts is an entry it did serve (the repeat is
+        drift of its own).
+        """
+        missing = plan.missing(plan.total_count)
+        if not missing:
+            return
+        self._stop_page = None  # nothing to resume from: the list has ended
+        self._note_drift(
+            f"totalCount said {plan.total_count}, but the list ended at page "
+            f"{plan.end_page} after {plan.keys_seen} keys",
+            loud=True,
+        )
+
+    def _shortfall_error(self, plan: PagePlan) -> DriftError:
+        reads = self._repairs + 1
+        message = (
+            f"listing {self._spec.label}: totalCount says {plan.total_count} but "
+            f"the list ended after {plan.keys_seen} keys (page {plan.end_page}), "
+            f"the same on {reads} reads"
+        )
+        cap = page_cap(plan.sizes, self._spec.page_size)
+        if cap is not None:
+            message += (
+                f"; the server returned {cap} items for pages of "
+                f"{self._spec.page_size}, as if it capped its pages: try "
+                f"page_size={cap}"
+            )
+        else:
+            message += "; keys may be missing, or the count is wrong"
+        _log.warning("%s", message)
+        return DriftError(message)
 
     def _log_end(self) -> None:
         progress = self.progress
@@ -595,7 +751,9 @@ class KeyStream:
 
     def _seen_twice(self, ident: str) -> bool:
         self._duplicates += 1
-        self._note_drift(f"key {ident} seen twice")
+        self._pass_dups.add(ident)
+        if ident not in self._previous_dups:  # the same repeat again is steady
+            self._note_drift(f"key {ident} seen twice")
         return False
 
     def _take_notes(self, current: _Pass) -> None:
@@ -611,12 +769,13 @@ class KeyStream:
             if self._repairs == 0 or kind == "beyond":
                 self._note_drift(note)
 
-    def _note_drift(self, note: str) -> None:
+    def _note_drift(self, note: str, *, loud: bool = False) -> None:
+        """Record drift; WARNING for the first note and for keys that may be missing."""
         self._drift_count += 1
         self._pass_drifted = True
         if len(self._drift) < _MAX_DRIFT_NOTES:
             self._drift.append(note)
-        if self._drift_count == 1:
+        if self._drift_count == 1 or loud:
             _log.warning("listing %s drifted: %s", self._spec.label, note)
         else:
             _log.debug("listing %s drifted: %s", self._spec.label, note)

@@ -175,6 +175,56 @@ class TestPagePlan:
         with pytest.raises(ValueError, match="twice"):
             plan.record(1, 10, None)
 
+    def test_empty_page_after_a_short_one_ends_whatever_the_count(self) -> None:
+        """A count far too high: the tail rule ends the pass once the keys ran out."""
+        plan = PagePlan(page_size=10)
+        plan.record(1, 10, 10**12)
+        plan.record(2, 5, 10**12)
+        assert not plan.ended
+        plan.record(3, 0, 10**12)
+        assert plan.end_page == 3
+        assert plan.keys_seen == 15
+        assert plan.missing(10**12) == 10**12 - 15
+
+    def test_one_empty_page_after_a_full_one_is_not_the_end(self) -> None:
+        """Zero results before the end are allowed: a second empty page is needed."""
+        plan = PagePlan(page_size=10)
+        plan.record(1, 10, 40)
+        plan.record(2, 0, 40)
+        assert not plan.ended
+        plan.record(3, 10, 40)
+        plan.record(4, 0, 40)
+        assert not plan.ended
+        plan.record(5, 0, 40)
+        assert plan.end_page == 5
+
+    def test_short_expected_last_page_with_keys_owed_reads_on(self) -> None:
+        """A server capping pages at 100 of 500: reading goes on until the count is met."""
+        plan = PagePlan(page_size=500)
+        plan.record(1, 100, 1000)
+        plan.record(2, 100, 1000)
+        assert not plan.ended
+        assert plan.may_request(10)
+        assert not plan.may_request(11)
+        for page in range(3, 10):
+            plan.record(page, 100, 1000)
+            assert not plan.ended
+        plan.record(10, 100, 1000)
+        assert plan.end_page == 10
+        assert plan.missing(1000) == 0
+
+    def test_horizon_limits_read_ahead_of_a_re_read(self) -> None:
+        """A re-read reads ahead only to where the pass before it ended."""
+        plan = PagePlan(page_size=10, horizon=5)
+        plan.record(1, 10, 10**12)
+        assert plan.may_request(5)
+        assert not plan.may_request(6)
+        for page in range(2, 5):
+            plan.record(page, 10, 10**12)
+        plan.record(5, 10, 10**12)
+        assert plan.may_request(6)
+        assert not plan.may_request(7)
+
     def test_resume_page_is_the_first(self) -> None:
         """A plan resuming at page 4 reads page 4 alone and nothing below."""
         plan = PagePlan(page_size=10, start_page=4)
@@ -204,8 +254,7 @@ class TestPagePlan:
         requested = _drive(plan, n_keys, lambda _: reported, window=window, seed=seed)
         end = n_keys // size + 1
         if mode == "high":
-            assert reported is not None
-            end = max(end, expected_pages(reported, size))
+            end += 1  # the tail rule: an empty page after the short one
         assert plan.end_page == end
         assert len(requested) == len(set(requested))
         assert min(requested) == 1

@@ -119,20 +119,33 @@ COUNTS: dict[str, Callable[[int, int], int | None]] = {
 }
 
 
+# Counts still above the list when it ends: the listing cannot tell a wrong
+# count from keys it was not given.
+OVERSTATED = {"too_high", "growing"}
+
+
 @pytest.mark.parametrize("on_drift", ["repair", "warn"])
 @pytest.mark.parametrize("count", sorted(COUNTS))
 async def test_wrong_total_count_still_complete(
     fake_atlas_factory: Factory, count: str, on_drift: str
 ) -> None:
-    """Whatever totalCount says, the listing is complete, ordered and once."""
+    """Whatever totalCount says, every key comes once, in order; too high is told."""
     atlas = await fake_atlas_factory(total_count=COUNTS[count])
     org = atlas.add_org()
     seeded = [k["apiKeyId"] for k in atlas.seed_keys(org, 1234, seed=4)]
+    got: list[ApiKey] = []
     async with _client(atlas, concurrency=4) as client:
         stream = client.org_keys(org, page_size=100, on_drift=on_drift)  # type: ignore[arg-type]
-        ids = await _ids(stream)
-    assert ids == seeded
+        if count in OVERSTATED and on_drift == "repair":
+            with pytest.raises(DriftError, match="ended after 1234 keys") as info:
+                await _collect(stream, got)
+            assert info.value.keys_yielded == 1234
+        else:
+            await _collect(stream, got)
+    assert [k.api_key_id for k in got] == seeded
     assert stream.progress.repair_passes <= 1
+    if count in OVERSTATED:
+        assert any("totalCount said" in note for note in stream.progress.drift)
     if count == "missing":
         assert not stream.progress.drift_seen
         # Speculative reads past the end are bounded by the window.
@@ -175,9 +188,36 @@ async def test_short_page_before_expected_end_is_not_the_end(
         stream = client.org_keys(org, page_size=100, on_drift="warn")
         ids = await _ids(stream)
     assert len(ids) == 150
-    assert sorted(_list_pages(atlas)) == [1, 2, 3, 4, 5, 6]
+    pages = _list_pages(atlas)
+    # Page 3 is read although page 2 came back short; page 3, empty after a
+    # short page, ends the list (page 4 was already in flight).
+    assert {1, 2, 3} <= set(pages) <= {1, 2, 3, 4}
+    assert len(pages) == len(set(pages))
     assert stream.progress.drift_seen
-    assert stream.progress.pages_expected == 6
+    assert "totalCount said 600, but the list ended at page 3 after 150 keys" in (
+        stream.progress.drift
+    )
+    assert stream.progress.pages_expected == 3
+
+
+async def test_count_far_too_high_is_bounded(fake_atlas_factory: Factory) -> None:
+    """totalCount 10**12 for 35 keys: a few requests, every key, then DriftError."""
+    atlas = await fake_atlas_factory(total_count=lambda true, page: 10**12)
+    org = atlas.add_org()
+    seeded = [k["apiKeyId"] for k in atlas.seed_keys(org, 35, seed=1)]
+    got: list[ApiKey] = []
+    async with _client(atlas, concurrency=8) as client:
+        stream = client.org_keys(org, page_size=10)
+        with pytest.raises(DriftError, match=r"says 1000000000000 .* after 35 keys"):
+            await asyncio.wait_for(_collect(stream, got), timeout=10)
+    assert [k.api_key_id for k in got] == seeded
+    pages = _list_pages(atlas)
+    # The first pass ends at page 5 (empty after the short page 4), having
+    # started at most a window of pages beyond; the re-read stops at page 5.
+    assert all(pages.count(n) == 2 for n in range(1, 6))
+    assert all(pages.count(n) == 1 for n in set(pages) - set(range(1, 6)))
+    assert len(pages) <= 5 + client.window + 5
+    assert stream.progress.repair_passes == 1
 
 
 def _present_throughout(seeded: list[str], removed: list[str]) -> list[str]:

@@ -154,3 +154,49 @@ async def test_transport_fault_retried_then_gives_up(fake_atlas: FakeAtlas) -> N
     assert info.value.page_num == 2
     assert info.value.keys_yielded == 100
     assert stream.progress.retries == 1
+
+
+async def test_give_up_in_a_re_read_points_past_the_first_pass(
+    fake_atlas: FakeAtlas,
+) -> None:
+    """A re-read failing at page 3: page_num is past the first pass, resuming repeats nothing."""
+    org = fake_atlas.add_org()
+    seeded = [k["apiKeyId"] for k in fake_atlas.seed_keys(org, 35, seed=1)]
+    fake_atlas.after_page(org, page_num=1, remove=seeded[:3])  # 3 keys slide back
+    # Page 3 answers the first pass, then fails every re-read attempt.
+    fake_atlas.add_fault(Fault(kind="status", status=503, page_num=3, attempts={2, 3}))
+    got: list[ApiKey] = []
+    async with _client(fake_atlas) as client:
+        stream = client.org_keys(org, page_size=10)
+        with pytest.raises(ServerError, match=r"\(page 3\)") as info:
+            await _collect(stream, got)
+        assert stream.progress.repair_passes == 1
+        # The first pass ended at page 4 (32 keys left): every key it found
+        # was delivered, and the re-read's page 1 gave the 3 that slid back.
+        assert info.value.page_num == 5
+        assert info.value.keys_yielded == len(got) == 35
+        fake_atlas.clear_faults()
+        await _collect(client.org_keys(org, page_size=10, start_page=5), got)
+    ids = [k.api_key_id for k in got]
+    assert len(ids) == len(set(ids)) == 35
+
+
+@pytest.mark.parametrize(("taken", "page_num"), [(3, 1), (10, 2)])
+async def test_deadline_bounds_a_slow_consumer(
+    fake_atlas: FakeAtlas, taken: int, page_num: int
+) -> None:
+    """Pages all in hand, the reader slow: past the deadline __anext__ raises."""
+    org = fake_atlas.add_org()
+    fake_atlas.seed_keys(org, 40, seed=4)
+    async with _client(fake_atlas) as client:
+        stream = client.org_keys(org, page_size=10, deadline=0.1)
+        got = [await anext(stream) for _ in range(taken)]
+        await asyncio.sleep(0.15)
+        with pytest.raises(RequestTimeoutError) as info:
+            await anext(stream)
+        assert info.value.deadline_exceeded
+        assert info.value.keys_yielded == len(got) == taken
+        # Mid-page the page being read is named (its first keys were handed out).
+        assert info.value.page_num == page_num
+        assert [k async for k in stream] == []
+        assert _tasks_left() == set()

@@ -230,3 +230,24 @@ async def test_client_close_ends_a_consumer_in_another_task(
     assert caught.value.keys_yielded == 100
     assert len(got) == 100
     assert _others() == set()
+
+
+async def test_a_second_task_iterating_the_same_stream_is_refused(
+    fake_atlas: FakeAtlas,
+) -> None:
+    """Two consumers of one stream would each lose keys: the second one is refused."""
+    org = fake_atlas.add_org()
+    seeded = [k["apiKeyId"] for k in fake_atlas.seed_keys(org, 30, seed=1)]
+    fake_atlas.latency = 0.2
+    async with (
+        _client(fake_atlas) as client,
+        client.org_keys(org, page_size=10) as stream,
+    ):
+        first = asyncio.create_task(anext(stream))
+        await asyncio.sleep(0.05)  # the first task now waits for page 1
+        assert not first.done()
+        with pytest.raises(aiokeys.AiokeysError, match="already being iterated"):
+            await anext(stream)
+        fake_atlas.latency = 0.0
+        ids = [(await first).api_key_id] + [k.api_key_id async for k in stream]
+    assert ids == seeded
