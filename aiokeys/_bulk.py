@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, Self, TypeAlias
 import attrs
 
 from ._errors import (
+    AiokeysError,
     ApiError,
     ClientClosedError,
     InvalidArgumentError,
@@ -184,13 +185,19 @@ def validate_scopes(ids: Iterable[str], what: str) -> list[str]:
         raise InvalidArgumentError(
             f"{what} ids must be a collection of ids, not one string: {ids!r}"
         )
-    unique = list(dict.fromkeys(ids))
-    for scope_id in unique:
+    if not isinstance(ids, Iterable):
+        raise InvalidArgumentError(
+            f"{what} ids must be an iterable of ids, got {ids!r}"
+        )
+    checked = []
+    for scope_id in ids:
+        # Checked before dedupe: an unhashable entry must be named, not crash.
         if not isinstance(scope_id, str) or not _ID_PATTERN.fullmatch(scope_id):
             raise InvalidArgumentError(
                 f"{what} id must be 24 lowercase hexadecimal digits, got {scope_id!r}"
             )
-    return unique
+        checked.append(scope_id)
+    return list(dict.fromkeys(checked))
 
 
 def _validate_options(page_size: int, on_error: str, workers: int | None) -> None:
@@ -198,7 +205,7 @@ def _validate_options(page_size: int, on_error: str, workers: int | None) -> Non
         raise InvalidArgumentError(
             f"page_size must be an integer from 1 to 500, got {page_size!r}"
         )
-    if on_error not in _ON_ERROR:
+    if not isinstance(on_error, str) or on_error not in _ON_ERROR:
         raise InvalidArgumentError(
             f"on_error must be 'raise', 'skip' or 'collect', got {on_error!r}"
         )
@@ -240,6 +247,7 @@ class BulkKeyStream:
         self._live = 0
         self._started = False
         self._closed = False
+        self._busy = False
         self._stopping = False
         self._cut_off: ClientClosedError | None = None
 
@@ -273,6 +281,18 @@ class BulkKeyStream:
     async def __anext__(self) -> tuple[str, ApiKey]:
         if self._closed:
             raise StopAsyncIteration
+        if self._busy:
+            # A second consumer would silently take pairs from the first.
+            raise AiokeysError(
+                "BulkKeyStream is already being iterated by another task"
+            )
+        self._busy = True
+        try:
+            return await self._next_pair()
+        finally:
+            self._busy = False
+
+    async def _next_pair(self) -> tuple[str, ApiKey]:
         self._start()
 
         if self._cut_off is not None and self._queue.empty():

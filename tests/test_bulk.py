@@ -12,6 +12,7 @@ import attrs
 import pytest
 
 from aiokeys import (
+    AiokeysError,
     ApiKey,
     AuthenticationError,
     BearerToken,
@@ -163,6 +164,9 @@ async def test_server_error_ends_the_export_and_stops_the_others(
         ["0123456789ABCDEF01234567"],
         "0123456789abcdef01234567",
         [123],
+        None,
+        42,
+        [["0123456789abcdef01234567"]],
     ],
 )
 async def test_every_id_checked_before_any_request(
@@ -176,7 +180,13 @@ async def test_every_id_checked_before_any_request(
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"page_size": 0}, {"page_size": 501}, {"on_error": "ignore"}]
+    "kwargs",
+    [
+        {"page_size": 0},
+        {"page_size": 501},
+        {"on_error": "ignore"},
+        {"on_error": ["skip"]},
+    ],
 )
 async def test_options_checked_before_any_request(
     world: World, client: Client, kwargs: dict[str, object]
@@ -336,3 +346,19 @@ async def test_closing_the_client_under_a_consumer_raises(
     with pytest.raises(ClientClosedError):
         await asyncio.wait_for(task, 5)
     assert not _aiokeys_tasks()
+
+
+async def test_a_second_task_iterating_the_same_export_is_refused(
+    world: World, client: Client
+) -> None:
+    """Two consumers of one export would each lose pairs: the second is refused."""
+    world.atlas.latency = 0.2
+    async with client.keys_for_orgs(world.orgs, page_size=100) as stream:
+        first = asyncio.create_task(anext(stream))
+        await asyncio.sleep(0.05)  # the first task now waits for a pair
+        assert not first.done()
+        with pytest.raises(AiokeysError, match="already being iterated"):
+            await anext(stream)
+        world.atlas.latency = 0.0
+        pairs = [await first] + [pair async for pair in stream]
+    assert len(pairs) == sum(SIZES)
