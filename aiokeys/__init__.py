@@ -7,7 +7,7 @@ and reordered so that ``async for`` sees keys in server order.
 from __future__ import annotations
 
 from ._auth import Auth, BearerToken
-from ._bulk import BulkKeyStream, BulkProgress, OrgFailure
+from ._bulk import BulkKeyStream, BulkProgress, OnError, OrgFailure
 from ._client import Client
 from ._digest import DigestAuth
 from ._env import EnvCredentials, auth_from_env
@@ -32,7 +32,7 @@ from ._errors import (
 from ._models import ApiKey, Link, Page
 from ._oauth import ServiceAccount
 from ._retry import RetryPolicy
-from ._stream import KeyStream, Progress
+from ._stream import KeyStream, OnDrift, Progress
 
 __version__ = "0.1.0"
 
@@ -57,6 +57,8 @@ __all__ = [
     "Link",
     "MissingCredentialsError",
     "NotFoundError",
+    "OnDrift",
+    "OnError",
     "OrgFailure",
     "Page",
     "PermissionDeniedError",

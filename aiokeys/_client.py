@@ -22,7 +22,7 @@ from yarl import URL
 
 from ._auth import Auth, AuthContext, BoundAuth, validate_base_url
 from ._decode import decode_key, decode_page
-from ._errors import AiokeysError, ClientClosedError, InvalidArgumentError
+from ._errors import ClientClosedError, InvalidArgumentError
 from ._models import ApiKey, Page, make_converter
 from ._retry import RetryPolicy
 from ._stream import KeyStream, ListingSpec, OnDrift
@@ -82,6 +82,23 @@ def _check_id(name: str, value: object, pattern: re.Pattern[str] = _SCOPE_ID) ->
     return value
 
 
+def _check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is ``True`` or ``False``: ``"yes"`` or 1 is a slip."""
+    if not isinstance(value, bool):
+        raise InvalidArgumentError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _check_base_url(base_url: object, *, allow_insecure_http: object) -> URL:
+    """Check the base URL's type first: yarl's own TypeError names no argument."""
+    if not isinstance(base_url, str | URL):
+        raise InvalidArgumentError(
+            f"base_url must be a str or yarl.URL, got a {type(base_url).__name__}"
+        )
+    insecure = _check_bool("allow_insecure_http", allow_insecure_http)
+    return validate_base_url(base_url, allow_insecure_http=insecure)
+
+
 def _check_options(
     *,
     auth: object,
@@ -107,6 +124,8 @@ def _check_options(
         raise InvalidArgumentError(
             f"session must be an aiohttp.ClientSession, got a {type(session).__name__}"
         )
+    if isinstance(session, aiohttp.ClientSession) and session.closed:
+        raise InvalidArgumentError("session is closed: pass an open ClientSession")
     seconds = _check_seconds("timeout", timeout)
     if session is not None and seconds is not None:
         raise InvalidArgumentError(
@@ -141,6 +160,10 @@ class Client:
             session's timeout instead.
         allow_insecure_http: Accept a plain ``http`` base URL that is not
             loopback (credentials would travel in clear).
+        envelope: Send ``envelope=true`` with every request, for networks
+            whose proxies hide HTTP statuses: Atlas then answers 200 with the
+            status in the body. Bodies are unwrapped, and a body ``status`` of
+            400 or more raises exactly what that HTTP status would.
 
     Raises:
         InvalidArgumentError: Any argument is invalid (nothing is sent).
@@ -158,10 +181,12 @@ class Client:
         window: int | None = None,
         timeout: float | None = None,
         allow_insecure_http: bool = False,
+        envelope: bool = False,
     ) -> None:
-        self._base_url = validate_base_url(
+        self._base_url = _check_base_url(
             base_url, allow_insecure_http=allow_insecure_http
         )
+        self._envelope = _check_bool("envelope", envelope)
         self._timeout = _check_options(
             auth=auth,
             api_version=api_version,
@@ -207,7 +232,7 @@ class Client:
 
     def _open(self) -> Transport:
         if self._closed:
-            raise AiokeysError("the client is closed")
+            raise ClientClosedError("the client is closed")
         if self._transport is not None:
             return self._transport
         if self._session is None:
@@ -306,11 +331,17 @@ class Client:
                 the listing resumes with neither gap nor repeat (unless the
                 list changed in between).
             deadline: Seconds the whole listing may take from its first
-                request, retries and re-reads included; past it
-                :class:`~aiokeys.RequestTimeoutError` is raised.
+                request, retries, re-reads and a slow consumer included; past
+                it the next ``__anext__`` raises
+                :class:`~aiokeys.RequestTimeoutError`.
+
+        Returns:
+            A stream of the organization's keys; nothing is sent before it
+            is iterated. Its errors are those listed in :class:`KeyStream`.
 
         Raises:
             InvalidArgumentError: An invalid argument (nothing is sent).
+            ClientClosedError: The client is closed.
         """
         spec = self._spec(
             f"orgs/{_check_id('org_id', org_id)}",
@@ -334,7 +365,28 @@ class Client:
         start_page: int = 1,
         deadline: float | None = None,
     ) -> KeyStream:
-        """Every key of a project (group); arguments as in :meth:`org_keys`."""
+        """Every key of a project (group), as a :class:`~aiokeys.KeyStream`.
+
+        The same listing as :meth:`org_keys`, over
+        ``/groups/{group_id}/aiModelApiKeys``; every other argument means
+        what it means there.
+
+        Args:
+            group_id: The project, 24 lowercase hex digits.
+            page_size: Keys per request, 1..500.
+            max_items: Stop after this many keys (>= 1).
+            ordered: Server order, or ``False`` for pages as they land.
+            on_drift: ``"repair"``, ``"warn"`` or ``"raise"``.
+            start_page: The first page to read (>= 1).
+            deadline: Seconds the whole listing may take.
+
+        Returns:
+            A stream of the project's keys; nothing is sent before it is iterated.
+
+        Raises:
+            InvalidArgumentError: An invalid argument (nothing is sent).
+            ClientClosedError: The client is closed.
+        """
         spec = self._spec(
             f"groups/{_check_id('group_id', group_id)}",
             page_size=page_size,
@@ -348,7 +400,7 @@ class Client:
 
     def _listing(self, kind: str, scope_id: str, spec: ListingSpec) -> KeyStream:
         if self._closed:
-            raise AiokeysError("the client is closed")
+            raise ClientClosedError("the client is closed")
         path = f"{_PREFIX}/{kind}/{scope_id}/aiModelApiKeys"
 
         async def fetch(
@@ -387,7 +439,7 @@ class Client:
             raise InvalidArgumentError(
                 f"ordered must be True or False, got {ordered!r}"
             )
-        if on_drift not in _ON_DRIFT:
+        if not isinstance(on_drift, str) or on_drift not in _ON_DRIFT:
             raise InvalidArgumentError(
                 f"on_drift must be 'repair', 'warn' or 'raise', got {on_drift!r}"
             )
@@ -409,7 +461,28 @@ class Client:
     async def org_keys_page(
         self, org_id: str, *, page_num: int = 1, page_size: int = 100
     ) -> Page:
-        """One page of an organization's keys, as Atlas returns it."""
+        """One page of an organization's keys, as Atlas returns it.
+
+        A single request (retried like any other): no end rule, no dedupe, no
+        drift check. Use it to look at the raw paging, e.g. ``totalCount``.
+
+        Args:
+            org_id: The organization, 24 lowercase hex digits.
+            page_num: The page to read (>= 1).
+            page_size: Keys asked for, 1..500.
+
+        Returns:
+            The decoded page: its keys (``items``), ``total_count`` (``None``
+            when Atlas sent none) and ``links``.
+
+        Raises:
+            InvalidArgumentError: An invalid argument (nothing is sent).
+            ApiError: Atlas answered with an error status (a subclass per
+                status: 401, 403, 404, 429, 5xx...), once retries are over.
+            UnexpectedResponseError: The body is not a page.
+            TransportError: No complete answer (refused, reset, timed out).
+            ClientClosedError: The client is closed.
+        """
         return await self._one_page(
             "orgs", _check_id("org_id", org_id), page_num, page_size
         )
@@ -417,7 +490,23 @@ class Client:
     async def group_keys_page(
         self, group_id: str, *, page_num: int = 1, page_size: int = 100
     ) -> Page:
-        """One page of a project's keys, as Atlas returns it."""
+        """One page of a project's keys, as Atlas returns it.
+
+        Args:
+            group_id: The project, 24 lowercase hex digits.
+            page_num: The page to read (>= 1).
+            page_size: Keys asked for, 1..500.
+
+        Returns:
+            The decoded page, as :meth:`org_keys_page` returns it.
+
+        Raises:
+            InvalidArgumentError: An invalid argument (nothing is sent).
+            ApiError: An error status, once retries are over.
+            UnexpectedResponseError: The body is not a page.
+            TransportError: No complete answer.
+            ClientClosedError: The client is closed.
+        """
         return await self._one_page(
             "groups", _check_id("group_id", group_id), page_num, page_size
         )
@@ -442,6 +531,7 @@ class Client:
     ) -> Page:
         # Every request of a listing carries these same parameters but pageNum.
         params = {"itemsPerPage": str(page_size), "pageNum": str(page_num)}
+        params.update(self._extra_params())
         body = await self._open().get_json(
             path,
             params,
@@ -453,11 +543,44 @@ class Client:
         return decode_page(self.converter, body, page_num=page_num, page_size=page_size)
 
     async def get_org_key(self, org_id: str, api_key_id: str) -> ApiKey:
-        """One key of an organization."""
+        """One key of an organization, by its id.
+
+        Args:
+            org_id: The organization, 24 lowercase hex digits.
+            api_key_id: The key's ``apiKeyId``: one URL path segment of
+                letters, digits and ``._~-``, not starting with a dot.
+
+        Returns:
+            The key. Atlas sends no ``secret`` here, so ``secret`` is ``None``.
+
+        Raises:
+            InvalidArgumentError: An invalid id (nothing is sent).
+            NotFoundError: No such key in that organization (or no such org).
+            ApiError: Any other error status, once retries are over.
+            UnexpectedResponseError: The body is not a key.
+            TransportError: No complete answer.
+            ClientClosedError: The client is closed.
+        """
         return await self._one_key("orgs", _check_id("org_id", org_id), api_key_id)
 
     async def get_group_key(self, group_id: str, api_key_id: str) -> ApiKey:
-        """One key of a project."""
+        """One key of a project, by its id.
+
+        Args:
+            group_id: The project, 24 lowercase hex digits.
+            api_key_id: The key's ``apiKeyId`` (see :meth:`get_org_key`).
+
+        Returns:
+            The key.
+
+        Raises:
+            InvalidArgumentError: An invalid id (nothing is sent).
+            NotFoundError: No such key in that project (or no such project).
+            ApiError: Any other error status, once retries are over.
+            UnexpectedResponseError: The body is not a key.
+            TransportError: No complete answer.
+            ClientClosedError: The client is closed.
+        """
         return await self._one_key(
             "groups", _check_id("group_id", group_id), api_key_id
         )
@@ -465,8 +588,14 @@ class Client:
     async def _one_key(self, kind: str, scope_id: str, api_key_id: str) -> ApiKey:
         _check_id("api_key_id", api_key_id, _KEY_ID)
         path = f"{_PREFIX}/{kind}/{scope_id}/aiModelApiKeys/{api_key_id}"
-        body = await self._open().get_json(path, scope=scope_id)
+        body = await self._open().get_json(
+            path, self._extra_params() or None, scope=scope_id
+        )
         return decode_key(self.converter, body, where=f"key {api_key_id}")
+
+    def _extra_params(self) -> dict[str, str]:
+        """Query parameters every request carries (``envelope=true`` if asked)."""
+        return {"envelope": "true"} if self._envelope else {}
 
     # -- many orgs -----------------------------------------------------------
 
@@ -478,9 +607,45 @@ class Client:
         on_error: OnError = "raise",
         org_concurrency: int | None = None,
     ) -> BulkKeyStream:
-        """Every key of many orgs as ``(org_id, ApiKey)`` pairs; see :mod:`aiokeys._bulk`."""
+        """Every key of many organizations, as ``(org_id, ApiKey)`` pairs.
+
+        Runs one ordinary listing per org (page 1 alone, then concurrent
+        pages, dedupe, ``on_drift="repair"``), several orgs at a time, all
+        under this client's one budget of ``concurrency`` requests in flight.
+        Each org's keys come out in that org's server order; keys of
+        different orgs interleave. Memory stays bounded whatever the number
+        of orgs or keys (about ``org_concurrency x (window + 2) x page_size``
+        keys). Use it as::
+
+            async with client.keys_for_orgs(org_ids) as pairs:
+                async for org_id, key in pairs:
+                    ...
+
+        Args:
+            org_ids: 24-hex org ids (any iterable but a single string), in
+                the order their listings should start; repeats are listed once.
+            page_size: Keys per request for every org, 1..500.
+            on_error: What a 403 or 404 of one org does: ``"raise"`` ends the
+                export with it, ``"skip"`` leaves the org out, ``"collect"``
+                leaves it out and records it in
+                :attr:`~aiokeys.BulkKeyStream.errors`. Any other error (401,
+                429 or 5xx after retries, a transport fault) ends the export.
+            org_concurrency: Orgs listed at once (>= 1); by default the
+                client's ``concurrency``.
+
+        Returns:
+            A :class:`~aiokeys.BulkKeyStream`; nothing is sent before it is
+            iterated. Its :attr:`~aiokeys.BulkKeyStream.progress` sums up
+            the orgs, pages, keys and retries.
+
+        Raises:
+            InvalidArgumentError: A bad id or option (nothing is sent).
+            ClientClosedError: The client is closed.
+        """
         from ._bulk import keys_for_orgs
 
+        if self._closed:
+            raise ClientClosedError("the client is closed")
         return keys_for_orgs(
             self,
             org_ids,

@@ -25,9 +25,11 @@ def _client(atlas: FakeAtlas, **kwargs: Any) -> Client:
 
 
 def test_public_names_sorted_and_exported() -> None:
-    """KeyStream and Progress are public; __all__ stays sorted."""
+    """KeyStream, Progress and the option aliases are public; __all__ stays sorted."""
     assert aiokeys.__all__ == sorted(aiokeys.__all__)
-    assert {"Client", "KeyStream", "Progress"} <= set(aiokeys.__all__)
+    public = {"Client", "KeyStream", "Progress", "OnDrift", "OnError"}
+    assert public <= set(aiokeys.__all__)
+    assert all(hasattr(aiokeys, name) for name in aiokeys.__all__)
 
 
 @pytest.mark.parametrize(
@@ -40,7 +42,12 @@ def test_public_names_sorted_and_exported() -> None:
         ({"timeout": -1}, "-1"),
         ({"timeout": float("nan")}, "nan"),
         ({"api_version": "2025/03"}, "'2025/03'"),
-        ({"base_url": "ftp://cloud.mongodb.com"}, "ftp://"),
+        ({"base_url": "ftp://cloud.mongodb.com"}, "ftp"),
+        ({"base_url": None}, "NoneType"),
+        ({"base_url": 123}, "int"),
+        ({"allow_insecure_http": "yes"}, "'yes'"),
+        ({"allow_insecure_http": 1}, "allow_insecure_http"),
+        ({"envelope": "true"}, "'true'"),
         ({"base_url": "http://example.com"}, "example.com"),
         ({"retry": {"max_tries": 3}}, "max_tries"),
         ({"session": "not a session"}, "session"),
@@ -54,6 +61,14 @@ def test_client_arguments_validated(kwargs: dict[str, Any], shown: str) -> None:
         Client(**kwargs)
     assert isinstance(info.value, ValueError)
     assert shown in str(info.value)
+
+
+async def test_closed_session_refused() -> None:
+    """A closed session given as session= is refused at construction."""
+    session = aiohttp.ClientSession()
+    await session.close()
+    with pytest.raises(InvalidArgumentError, match="session is closed"):
+        Client(auth=aiokeys.BearerToken("t"), session=session)
 
 
 async def test_timeout_with_given_session_refused() -> None:
@@ -74,6 +89,7 @@ async def test_timeout_with_given_session_refused() -> None:
         ({"start_page": 0}, "0"),
         ({"ordered": "yes"}, "'yes'"),
         ({"on_drift": "ignore"}, "'ignore'"),
+        ({"on_drift": ["repair"]}, "['repair']"),
         ({"deadline": 0}, "0"),
         ({"deadline": "soon"}, "'soon'"),
     ],
@@ -160,13 +176,21 @@ async def test_own_session_closed_given_session_kept(fake_atlas: FakeAtlas) -> N
 
 
 async def test_closed_client_refuses_work(fake_atlas: FakeAtlas) -> None:
-    """After aclose, new listings and requests raise an aiokeys error."""
+    """After aclose, new listings and requests raise ClientClosedError."""
     client = _client(fake_atlas)
     await client.aclose()
-    with pytest.raises(aiokeys.AiokeysError, match="closed"):
+    with pytest.raises(aiokeys.ClientClosedError, match="closed"):
         client.org_keys(GOOD_ID)
-    with pytest.raises(aiokeys.AiokeysError, match="closed"):
+    with pytest.raises(aiokeys.ClientClosedError, match="closed"):
         await client.org_keys_page(GOOD_ID)
+    with pytest.raises(aiokeys.ClientClosedError, match="closed"):
+        await client.get_org_key(GOOD_ID, "abc")
+    with pytest.raises(aiokeys.ClientClosedError, match="closed"):
+        client.keys_for_orgs([GOOD_ID])
+    with pytest.raises(aiokeys.ClientClosedError, match="closed"):
+        async with client:
+            pass
+    assert fake_atlas.requests == []
 
 
 def test_token_passed_as_auth_is_not_echoed() -> None:
@@ -193,3 +217,30 @@ async def test_converter_is_per_client() -> None:
     assert one.converter is not two.converter
     await one.aclose()
     await two.aclose()
+
+
+async def test_envelope_sent_and_unwrapped(fake_atlas: FakeAtlas) -> None:
+    """envelope=True: every request says envelope=true; pages and keys unwrap."""
+    org = fake_atlas.add_org()
+    seeded = fake_atlas.seed_keys(org, 25, seed=2)
+    async with _client(fake_atlas, envelope=True) as client:
+        ids = [k.api_key_id async for k in client.org_keys(org, page_size=10)]
+        key = await client.get_org_key(org, seeded[4]["apiKeyId"])
+        with pytest.raises(aiokeys.NotFoundError) as info:
+            await client.get_org_key(org, "nosuchkey")
+    assert ids == [k["apiKeyId"] for k in seeded]
+    assert key.name == seeded[4]["name"]
+    assert info.value.status == 404
+    assert fake_atlas.requests
+    assert all(r.query.get("envelope") == "true" for r in fake_atlas.requests)
+    # Enveloped errors travel as HTTP 200: the body's status decided.
+    assert fake_atlas.requests[-1].status == 200
+
+
+async def test_no_envelope_by_default(fake_atlas: FakeAtlas) -> None:
+    """Without envelope=True no request carries the parameter."""
+    org = fake_atlas.add_org()
+    fake_atlas.seed_keys(org, 3, seed=2)
+    async with _client(fake_atlas) as client:
+        await client.org_keys_page(org)
+    assert all("envelope" not in r.query for r in fake_atlas.requests)
