@@ -153,21 +153,23 @@ class ApiError(AiokeysError):
         super().__init__(self._message())
 
     def _message(self) -> str:
+        # Server text is escaped where it is not printable: a ``detail`` with a
+        # newline or an ANSI escape must not forge a log line or drive a terminal.
         head = f"{self.status}"
         if self.error_code:
-            head += f" {self.error_code}"
+            head += f" {_printable(self.error_code)}"
         elif self.reason:
-            head += f" {self.reason}"
+            head += f" {_printable(self.reason)}"
         where = f"{self.method} {self.url}"
         if self.page_num is not None:
             where += f" (page {self.page_num})"
         text = f"{head} from {where}"
         if self.detail:
-            text += f": {self.detail}"
+            text += f": {_printable(self.detail)}"
         elif self.body_snippet:
             text += f": {self.body_snippet!r}"
         for bad in self.bad_request_fields:
-            text += f"; {bad.field}: {bad.description}"
+            text += f"; {_printable(bad.field)}: {_printable(bad.description)}"
         return text
 
     def __repr__(self) -> str:
@@ -176,6 +178,13 @@ class ApiError(AiokeysError):
             f"error_code={self.error_code!r}, url={self.url!r}, "
             f"page_num={self.page_num!r})"
         )
+
+
+def _printable(text: str) -> str:
+    """``text`` with every non-printable character written as its escape."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 class BadRequestError(ApiError):

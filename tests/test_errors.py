@@ -35,7 +35,7 @@ from aiokeys._errors import (
     scrub_error,
 )
 
-EXAMPLES = Path("/work/shared/examples")
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
 URL = "https://cloud.mongodb.com/api/atlas/v2/orgs/0123456789abcdef01234567/aiModelApiKeys"
 
 
@@ -313,6 +313,24 @@ class TestMessages:
             f"NotFoundError(status=404, error_code='RESOURCE_NOT_FOUND', url={URL!r}, "
             "page_num=4)"
         )
+
+    def test_server_text_cannot_forge_lines_or_drive_a_terminal(self) -> None:
+        """Newlines and escapes in Atlas' detail are written as escapes."""
+        body = json.dumps(
+            {
+                "error": 404,
+                "errorCode": "NOT_FOUND\x1b[2J",
+                "detail": "line1\nFAKE LOG LINE \x1b[31mred",
+                "badRequestDetail": {
+                    "fields": [{"field": "a\rb", "description": "c\x07d"}]
+                },
+            }
+        ).encode()
+        message = str(parse(404, body))
+        assert message.isprintable()
+        assert "line1\\nFAKE LOG LINE \\x1b[31mred" in message
+        assert "NOT_FOUND\\x1b[2J" in message
+        assert "a\\rb: c\\x07d" in message
 
     def test_retry_after_on_503(self) -> None:
         """A 503 keeps the server's Retry-After too."""
