@@ -9,6 +9,7 @@ them into :func:`backoff.on_exception`.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Generator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -132,14 +133,23 @@ class RetryPolicy:
     cap: float = attrs.field(default=30.0, validator=_non_negative)
     jitter: bool = attrs.field(default=True, validator=_boolean)
 
-    def waits(self) -> Generator[float, BaseException | None, None]:
+    def waits(
+        self, budget: float | None = None
+    ) -> Generator[float, BaseException | None, None]:
         """A wait generator in the protocol of the ``backoff`` package.
 
         ``backoff`` primes it with ``send(None)`` (the ``0`` yielded first is
         discarded), then sends each failure and sleeps the seconds yielded
         back. Pass ``jitter=None`` to ``backoff``: the jitter is applied here,
         so that a server's ``Retry-After`` is not jittered away.
+
+        ``budget`` is the call's ``max_time`` (pass it through backoff's
+        generator keyword arguments). When the server's ``Retry-After`` ends
+        after the budget, the generator stops, which makes backoff give up at
+        once: a retry sent before the server said to come back is refused for
+        certain, so it would only spend a request of the rate limit.
         """
+        started = time.monotonic()
         bounds = backoff.expo(base=2, factor=self.base, max_value=self.cap)
         next(bounds)  # expo's own priming value
         failure = yield 0.0
@@ -149,4 +159,7 @@ class RetryPolicy:
             told = getattr(failure, "retry_after", None)
             if isinstance(told, int | float):
                 wait = min(float(told), self.cap)
+                left = None if budget is None else budget - (time.monotonic() - started)
+                if left is not None and wait > left:
+                    return
             failure = yield wait

@@ -234,6 +234,7 @@ class Transport:
             giveup=_give_up,
             on_backoff=self._on_backoff,
             logger=None,  # backoff's own lines would carry exception messages
+            budget=max_time,  # handed to the wait generator (RetryPolicy.waits)
         )(self._attempt)
 
     def _on_backoff(self, details: Details) -> None:

@@ -399,6 +399,25 @@ class TestRateLimit:
             await rig.page(1)
         assert time.monotonic() - started < 5.0
 
+    async def test_retry_after_past_max_time_gives_up_at_once(
+        self, fake_atlas: FakeAtlas
+    ) -> None:
+        """A Retry-After ending after max_time: no doomed retry, the 429 is raised."""
+        policy = RetryPolicy(max_tries=3, base=0.001, cap=5.0, max_time=0.5)
+        async with open_rig(fake_atlas, retry=policy) as rig:
+            rig.atlas.add_fault(
+                Fault(
+                    kind="status", status=429, retry_after=2, page_num=1, attempts={1}
+                )
+            )
+            started = time.monotonic()
+            with pytest.raises(RateLimitError) as caught:
+                await rig.page(1)
+        assert time.monotonic() - started < 0.5
+        assert caught.value.retry_after == 2
+        assert len(rig.hits(1)) == 1
+        assert rig.retries == []
+
     async def test_503_retry_after(self, fake_atlas: FakeAtlas) -> None:
         """A 503's Retry-After is honoured too."""
         policy = RetryPolicy(max_tries=3, base=0.001, cap=5.0)
