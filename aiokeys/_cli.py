@@ -3,23 +3,35 @@
 ::
 
     aiokeys list ORG_ID
-    aiokeys export [--org ID ...] [--orgs-file FILE] [--group ID ...]
-                   [--format jsonl|csv|json] [--output FILE] [--include-secrets]
-                   [--on-error raise|skip|collect] [--quiet]
+    aiokeys export [--org ID ...] [--orgs-file FILE ...] [--group ID ...]
+                   [--format jsonl|csv|json] [--output FILE|-] [--include-secrets]
+                   [--csv-raw] [--on-error raise|skip|collect] [--quiet]
     aiokeys demo [--orgs N] [--keys N] [--latency SECONDS]
-                 [--baseline measure|compute] [--output FILE [--format F]]
+                 [--baseline measure|compute] [--output FILE|- [--format F]]
 
     every command: [--concurrency N] [--page-size N] [--api-version VERSION]
                    [--no-progress] [--debug]
     list, export:  [--base-url URL] [--max-tries N] [--allow-insecure-http]
 
 Credentials come from the environment (:func:`aiokeys.auth_from_env`); the base
-Credentials come from the environment (:func:`aiokeys.auth_from_env`); the base
 URL from ``--base-url``, else ``MONGODB_ATLAS_BASE_URL``, else Atlas. ``demo``
-needs none: it starts the embedded simulator. An export is written to a
-temporary file beside ``--output`` and renamed over it only when complete
-(mode 0600 with ``--include-secrets``); without ``--output`` it goes to stdout.
-Progress bars go to stderr, and only when stderr is a terminal.
+needs none: it starts the embedded simulator.
+
+``list`` prints each key as it arrives, one line per key in fixed-width
+columns, so memory stays flat however many keys the org has. An export is
+written to a hidden temporary file ``.NAME.XXXXXXXX.part`` beside ``--output``
+(beside the file a symbolic link points to) and renamed over it only when
+complete (mode 0600 with ``--include-secrets``); an ``--output`` that is no
+regular file (a FIFO, a device, ``/dev/stdout``) is written straight. Without
+``--output``, or with ``--output -``, it goes to stdout. Ctrl-C, SIGTERM and
+SIGHUP remove the temporary file; SIGKILL cannot be caught, so after one a
+``.NAME.XXXXXXXX.part`` may be left to delete. Progress bars go to stderr, and
+only when stderr is a terminal and stdout is not the same screen of records.
+
+Every text Atlas sends is shown with its control characters escaped
+(``\\x1b`` for ESC): a key's name cannot move the cursor, clear the screen or
+retitle the terminal. CSV cells a spreadsheet would run as a formula get a
+``'`` in front unless ``--csv-raw`` is given (see :mod:`aiokeys._output`).
 
 Exit codes:
 
@@ -31,15 +43,20 @@ Exit codes:
 4  permission denied (403)
 5  not found (404)
 6  rate limited (429), or the retries ran out on a 5xx or network fault
-130 interrupted (Ctrl-C); 143 terminated (SIGTERM)
+129 hung up (SIGHUP); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)
 == ===========================================================
+
+With ``--on-error skip`` or ``collect``, an org answering 403 or 404 is left
+out with one line on stderr; if every org (and project) was left out the
+exit code is that of the first one's error (4 or 5), else 0.
 
 Errors are one line on stderr and never carry a secret; ``--debug`` adds the
 traceback and aiokeys' DEBUG logs. The library never configures logging; this
 module does, on the ``aiokeys`` logger only, for the length of one run.
 
-``rich`` (the ``cli`` extra) draws tables and progress bars; it is imported only
-when a command runs, so a missing ``rich`` is one clear error line.
+``rich`` (the ``cli`` extra) draws the progress bars and measures the columns;
+it is imported only when a command runs, so a missing ``rich`` is one clear
+error line.
 """
 
 from __future__ import annotations
@@ -51,6 +68,7 @@ import contextvars
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -81,10 +99,11 @@ from ._output import (
     atomic_output,
     export_record,
     make_writer,
+    printable,
 )
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, ConsoleRenderable
     from rich.progress import Progress, TaskID
 
     from ._client import Client
@@ -100,8 +119,9 @@ EXIT_AUTHENTICATION: Final = 3
 EXIT_PERMISSION: Final = 4
 EXIT_NOT_FOUND: Final = 5
 EXIT_GAVE_UP: Final = 6
-EXIT_INTERRUPTED: Final = 130
-EXIT_TERMINATED: Final = 143
+EXIT_HUNG_UP: Final = 128 + signal.SIGHUP
+EXIT_INTERRUPTED: Final = 128 + signal.SIGINT
+EXIT_TERMINATED: Final = 128 + signal.SIGTERM
 
 # Most specific first: MissingCredentialsError is also an InvalidArgumentError.
 EXIT_CODES: Final[tuple[tuple[type[BaseException], int], ...]] = (
@@ -126,10 +146,24 @@ class UsageError(Exception):
     """A command line that parses but makes no sense (exit code 2)."""
 
 
+class NothingExportedError(Exception):
+    """Every org of an export was left out (``--on-error skip|collect``).
+
+    Its exit code is the one of ``error``, the first left-out org's 403 or
+    404 in command-line order, as if ``--on-error raise`` had met it.
+    """
+
+    def __init__(self, message: str, *, error: BaseException) -> None:
+        super().__init__(message)
+        self.error = error
+
+
 def exit_code_for(exc: BaseException) -> int:
     """Map an exception to the command's exit code (see the module docstring)."""
     if isinstance(exc, UsageError):
         return EXIT_USAGE
+    if isinstance(exc, NothingExportedError):
+        return exit_code_for(exc.error)
     for kind, code in EXIT_CODES:
         if isinstance(exc, kind):
             return code
@@ -218,9 +252,39 @@ def _connection_options() -> argparse.ArgumentParser:
     return connection
 
 
+_LIST_EPILOG: Final = """\
+Each key is printed as it arrives, one line per key, in columns sized from
+the first keys; on a terminal a longer name is cut short with "…" (export
+writes it whole). Control characters in what Atlas sends are shown escaped,
+ESC as \\x1b, so a key's name cannot act on the terminal.
+"""
+
+_EXPORT_EPILOG: Final = """\
+The file appears only when complete: the export goes to a hidden temporary
+file .NAME.XXXXXXXX.part beside it (beside the file a symbolic link points
+to), renamed over it at the end and removed on an error, Ctrl-C, SIGTERM or
+SIGHUP. SIGKILL cannot be caught: after one, delete that .part file. An
+--output that is no regular file (a FIFO, a device, /dev/stdout) is written
+straight; --output - is stdout.
+
+CSV: a cell starting with =, +, -, @, a tab or a CR would run as a formula in
+a spreadsheet, so it is written with a ' in front (and a cell starting with '
+gets one more: strip one leading ' from each cell to get Atlas' text back).
+--csv-raw writes every cell exactly as Atlas sent it.
+
+--on-error skip|collect: each org left out (403 or 404) is one line on stderr.
+The exit code is 0 if at least one org was exported; if every org was left
+out it is the first one's (4 for 403, 5 for 404) and no file is written.
+"""
+
+
 def _add_list(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
-        "list", parents=parents, help="print the keys of one org as a table"
+        "list",
+        parents=parents,
+        help="print the keys of one org as a table, as they arrive",
+        epilog=_LIST_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("org_id", metavar="ORG_ID", help="24-hex org id")
     parser.set_defaults(command=_run_list)
@@ -228,12 +292,21 @@ def _add_list(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def _add_export(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
-        "export", parents=parents, help="write every key of many orgs to a file"
+        "export",
+        parents=parents,
+        help="write every key of many orgs to a file",
+        epilog=_EXPORT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     add("--org", action="append", default=[], metavar="ID", help="an org id (repeat)")
     add(
-        "--orgs-file", type=Path, metavar="FILE", help="org ids, one a line; - is stdin"
+        "--orgs-file",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="org ids, one a line; - is stdin (repeat)",
     )
     add(
         "--group",
@@ -247,9 +320,15 @@ def _add_export(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         choices=("raise", "skip", "collect"),
         default="raise",
         help="an org answering 403/404: end the export (raise), leave it out "
-        "(skip), or leave it out and report it (collect)",
+        "with a short line on stderr (skip), or with the full error (collect)",
     )
     _add_output_options(parser)
+    add(
+        "--csv-raw",
+        action="store_true",
+        help="CSV cells exactly as Atlas sent them: no ' before a cell that "
+        "starts with = + - @ tab or CR (a spreadsheet may run it as a formula)",
+    )
     parser.set_defaults(command=_run_export)
 
 
@@ -262,9 +341,8 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--output",
-        type=Path,
         metavar="FILE",
-        help="write here (atomically), not stdout",
+        help="write here (atomically), not stdout; - is stdout",
     )
     add("--include-secrets", action="store_true", help="also write each key's secret")
     add("--quiet", action="store_true", help="no summary line on stderr")
@@ -297,7 +375,12 @@ def _add_demo(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="simulated latency per request in seconds (default 0.04)",
     )
     add("--format", choices=FORMATS, help="with --output: jsonl, csv or json")
-    add("--output", type=Path, metavar="FILE", help="also export the keys to FILE")
+    add(
+        "--output",
+        metavar="FILE",
+        help="also export the keys to FILE (- is stdout; the summary then "
+        "goes to stderr)",
+    )
     add(
         "--baseline",
         choices=("measure", "compute"),
@@ -339,24 +422,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (the console script's entry)."""
+    received: list[signal.Signals] = []
     try:
-        return asyncio.run(_main_with_signals(argv))
+        return asyncio.run(_main_with_signals(argv, received))
     except KeyboardInterrupt:
-        print("aiokeys: interrupted", file=sys.stderr)
+        _say("aiokeys: interrupted")
         return EXIT_INTERRUPTED
     except asyncio.CancelledError:
-        print("aiokeys: terminated", file=sys.stderr)
+        if received and received[0] == signal.SIGHUP:
+            _say("aiokeys: hung up")
+            return EXIT_HUNG_UP
+        _say("aiokeys: terminated")
         return EXIT_TERMINATED
 
 
-async def _main_with_signals(argv: Sequence[str] | None) -> int:
-    # SIGTERM cancels the run like Ctrl-C does, so cleanups (the temporary
-    # export file above all) run instead of the process dying mid-write.
+def _say(line: str) -> None:
+    # After SIGHUP the terminal may be gone: the exit code still counts.
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=sys.stderr)
+
+
+async def _main_with_signals(
+    argv: Sequence[str] | None, received: list[signal.Signals]
+) -> int:
+    # SIGTERM and SIGHUP (the terminal closed) cancel the run like Ctrl-C
+    # does, so cleanups (the temporary export file above all) run instead of
+    # the process dying mid-write. SIGKILL cannot be caught.
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
-    if task is not None:
+
+    def stop(sig: signal.Signals) -> None:
+        received.append(sig)
+        if task is not None:
+            task.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            loop.add_signal_handler(sig, stop, sig)
     return await amain(argv)
 
 
@@ -394,20 +496,54 @@ def _fail(message: str) -> int:
 def _report(exc: Exception, *, debug: bool) -> int:
     """Print ``exc`` as one line on stderr (and its traceback with --debug)."""
     if debug:
-        traceback.print_exception(exc, file=sys.stderr)
+        lines = "".join(traceback.format_exception(exc)).splitlines()
+        sys.stderr.write("".join(printable(line) + "\n" for line in lines))
     print(f"aiokeys: error: {_describe(exc)}", file=sys.stderr)
     return exit_code_for(exc)
 
 
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, AiokeysError | UsageError):
+def _describe(exc: BaseException) -> str:
+    """``exc`` as one line of text, control characters escaped, no secret."""
+    refused = _connector_error(exc)
+    if refused is not None:
+        text = _could_not_connect(refused)
+    elif isinstance(exc, AiokeysError | UsageError | NothingExportedError):
         text = str(exc)
     elif isinstance(exc, OSError) and exc.filename is not None:
         text = f"{exc.filename}: {exc.strerror or exc}"
     else:
         text = f"unexpected {type(exc).__name__}: {exc} (--debug shows the traceback)"
-    # One line, whatever the server's detail held.
-    return " ".join(text.split())[:1000]
+    # One line, whatever the server's detail held, and nothing a terminal
+    # would act on (str.split also splits at the C0 separators and NEL).
+    return printable(" ".join(text.split())[:1000])
+
+
+def _connector_error(exc: BaseException) -> Any:
+    """The ``aiohttp.ClientConnectorError`` behind a transport error, or ``None``."""
+    import aiohttp
+
+    if not isinstance(exc, TransportError):
+        return None
+    cause = exc.__cause__
+    while cause is not None and not isinstance(cause, aiohttp.ClientConnectorError):
+        cause = cause.__cause__
+    return cause
+
+
+def _could_not_connect(exc: Any) -> str:
+    """``could not connect to HOST:PORT: REASON``; host and port hold no secret.
+
+    The base URL refuses user info, so its host and port are all there is.
+    """
+    host, port, os_error = exc.host, exc.port, exc.os_error
+    where = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    if isinstance(os_error, socket.gaierror) and os_error.strerror:
+        reason = os_error.strerror  # a name that does not resolve
+    elif isinstance(os_error, OSError) and os_error.errno and os_error.errno > 0:
+        reason = os.strerror(os_error.errno)
+    else:
+        reason = type(exc).__name__
+    return f"could not connect to {where}: {reason}"
 
 
 def _silence_stdout() -> None:
@@ -424,13 +560,11 @@ def _logging(*, debug: bool) -> Iterator[None]:
     package = logging.getLogger("aiokeys")
     handler: logging.Handler
     if sys.stderr.isatty():
-        from rich.logging import RichHandler
-
-        handler = RichHandler(console=_err_console(), show_path=False)
+        handler = _rich_handler()
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+            _PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
         )
     old_level = package.level
     package.addHandler(handler)
@@ -440,6 +574,26 @@ def _logging(*, debug: bool) -> Iterator[None]:
     finally:
         package.removeHandler(handler)
         package.setLevel(old_level)
+
+
+class _PrintableFormatter(logging.Formatter):
+    """A log line, then any traceback, with control characters escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        lines = super().format(record).split("\n")
+        return "\n".join(printable(line) for line in lines)
+
+
+def _rich_handler() -> logging.Handler:
+    from rich.logging import RichHandler
+
+    class PrintableRichHandler(RichHandler):
+        def render_message(
+            self, record: logging.LogRecord, message: str
+        ) -> ConsoleRenderable:
+            return super().render_message(record, printable(message))
+
+    return PrintableRichHandler(console=_err_console(), show_path=False)
 
 
 def _console(*, stderr: bool = False) -> Console:
@@ -485,14 +639,21 @@ def _make_client(args: argparse.Namespace) -> Client:
         if args.max_tries is None
         else RetryPolicy(max_tries=args.max_tries)
     )
-    return Client(
-        auth=found.auth,
-        base_url=args.base_url or found.base_url,
-        api_version=args.api_version,
-        concurrency=args.concurrency,
-        retry=retry,
-        allow_insecure_http=args.allow_insecure_http,
-    )
+    try:
+        return Client(
+            auth=found.auth,
+            base_url=args.base_url or found.base_url,
+            api_version=args.api_version,
+            concurrency=args.concurrency,
+            retry=retry,
+            allow_insecure_http=args.allow_insecure_http,
+        )
+    except InvalidArgumentError as exc:
+        # The library names its keyword argument; here it is an option.
+        text = str(exc).replace("allow_insecure_http=True", "--allow-insecure-http")
+        if text == str(exc):
+            raise
+        raise UsageError(text) from exc
 
 
 # -- progress and tables -------------------------------------------------------
@@ -589,10 +750,35 @@ def _wants_progress(args: argparse.Namespace) -> bool:
     """Bars only on a terminal, and not over records printed to that terminal."""
     if args.no_progress or not sys.stderr.isatty():
         return False
-    exporting_to_stdout = (
-        getattr(args, "command", None) is _run_export and args.output is None
-    )
-    return not (exporting_to_stdout and sys.stdout.isatty())
+    return not (_records_to_stdout(args) and sys.stdout.isatty())
+
+
+def _records_to_stdout(args: argparse.Namespace) -> bool:
+    """Whether the command prints keys or records on stdout as it goes."""
+    command = getattr(args, "command", None)
+    if command is _run_list:
+        return True
+    if command is _run_export:
+        return _output_file(args.output) is None
+    return getattr(args, "output", None) == "-"
+
+
+def _output_file(output: str | None) -> Path | None:
+    """The file ``--output`` names, or ``None`` for stdout (no option, or ``-``).
+
+    The option is kept as text so that ``-`` and ``./-`` stay apart:
+    ``Path`` spells both ``-``.
+    """
+    if output is None or output == "-":
+        return None
+    return Path(output)
+
+
+# -- key lines -----------------------------------------------------------------
+
+_COLUMNS: Final = ("name", "status", "created (UTC)", "last used (UTC)", "secret")
+_SIZING_KEYS: Final = 100  # keys held to size the columns before the first line
+_GAP: Final = "  "
 
 
 def _when(moment: datetime | None, *, missing: str = "") -> str:
@@ -601,53 +787,129 @@ def _when(moment: datetime | None, *, missing: str = "") -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def _print_keys(keys: Sequence[ApiKey], *, title: str) -> None:
-    """Print ``keys`` as a table on stdout: name, status, dates, masked secret."""
-    from rich.table import Table
-    from rich.text import Text
+def _cells(key: ApiKey) -> tuple[str, ...]:
+    """One key's cells; every text Atlas sent with its control characters escaped."""
+    return (
+        printable(key.name or ""),
+        printable(key.status or ""),
+        _when(key.created_at),
+        _when(key.last_used_at, missing="never"),
+        printable(key.masked_secret or ""),
+    )
 
-    table = Table(title=title, title_justify="left")
-    for column in ("name", "status", "created (UTC)", "last used (UTC)", "secret"):
-        table.add_column(column)
+
+class _KeyLines:
+    """Keys printed as they come, one line each, in fixed-width columns.
+
+    A rich table is measured whole before it is drawn: it holds every key and
+    takes minutes for 100,000. Here the first :data:`_SIZING_KEYS` keys size
+    the columns and every later key is printed at once, so memory stays flat.
+    With a terminal ``width`` a name wider than its column is cut short with
+    "…" and the columns stay straight; without one (a pipe, a file) nothing is
+    cut, so each key stays one whole line for ``grep``.
+    """
+
+    def __init__(self, out: TextIO, *, width: int | None) -> None:
+        self._out = out
+        self._width = width
+        self._held: list[tuple[str, ...]] | None = []
+        self._sizes: list[int] = []
+        self.count = 0
+
+    def add(self, key: ApiKey) -> None:
+        """Print ``key`` (or hold it while the columns are not sized yet)."""
+        self.count += 1
+        if self._held is None:
+            self._print(_cells(key))
+            return
+        self._held.append(_cells(key))
+        if len(self._held) >= _SIZING_KEYS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Print the header and the keys held, if there are any."""
+        held, self._held = self._held, None
+        if not held:
+            return
+        self._sizes = _column_sizes(held, width=self._width)
+        self._print(_COLUMNS)
+        for cells in held:
+            self._print(cells)
+
+    def _print(self, cells: tuple[str, ...]) -> None:
+        from rich.cells import cell_len, set_cell_size
+
+        parts = []
+        for index, (text, size) in enumerate(zip(cells, self._sizes, strict=False)):
+            width = cell_len(text)
+            if width > size and index == 0 and self._width is not None:
+                text, width = set_cell_size(text, size - 1) + "…", size
+            parts.append(text + " " * (size - width))
+        parts.append(cells[-1])
+        self._out.write(_GAP.join(parts).rstrip() + "\n")
+
+
+def _column_sizes(rows: list[tuple[str, ...]], *, width: int | None) -> list[int]:
+    """Widths of every column but the last (which is not padded).
+
+    On a terminal the name column gets at most what the other columns leave
+    of the line, and at least 10.
+    """
+    from rich.cells import cell_len
+
+    sizes = [max(map(cell_len, column)) for column in zip(_COLUMNS, *rows, strict=True)]
+    if width is not None:
+        room = width - sum(sizes[1:]) - len(_GAP) * (len(sizes) - 1)
+        sizes[0] = max(min(sizes[0], room), 10)
+    return sizes[:-1]
+
+
+def _terminal_width(stream: TextIO) -> int | None:
+    """The terminal's width if ``stream`` is one, else ``None`` (never cut)."""
+    import shutil
+
+    return shutil.get_terminal_size().columns if stream.isatty() else None
+
+
+def _print_keys(keys: Sequence[ApiKey], *, out: TextIO) -> None:
+    """Print ``keys`` as lines of columns: name, status, dates, masked secret."""
+    lines = _KeyLines(out, width=_terminal_width(out))
     for key in keys:
-        # Text, not str: a key named "[bold]" must not be read as markup.
-        table.add_row(
-            Text(key.name or ""),
-            Text(key.status or ""),
-            Text(_when(key.created_at)),
-            Text(_when(key.last_used_at, missing="never")),
-            Text(key.masked_secret or ""),
-        )
-    _console().print(table)
+        lines.add(key)
+    lines.flush()
 
 
 # -- list ----------------------------------------------------------------------
 
 
 async def _run_list(args: argparse.Namespace) -> int:
-    """``aiokeys list ORG_ID``: every key of one org, as a table.
+    """``aiokeys list ORG_ID``: every key of one org, a line each as it arrives.
 
-    The table is printed once the listing is complete, so it holds every key
-    of the org in memory; ``export`` is the streaming command for big orgs.
+    Memory stays flat however many keys the org has (see :class:`_KeyLines`);
+    the count follows the last line. Keys printed before an error stay
+    printed: the error line on stderr says the listing is incomplete.
     """
     validate_scopes([args.org_id], "org")
-    keys: list[ApiKey] = []
-    async with (
-        _make_client(args) as client,
-        client.org_keys(args.org_id, page_size=args.page_size) as stream,
-    ):
-        with _ProgressView(enabled=_wants_progress(args)) as view:
-            async for key in stream:
-                keys.append(key)
-                if view.due():
-                    p = stream.progress
-                    view.show(
-                        pages_done=p.pages_done,
-                        pages_expected=p.pages_expected,
-                        keys=p.keys_yielded,
-                    )
+    lines = _KeyLines(sys.stdout, width=_terminal_width(sys.stdout))
+    try:
+        async with (
+            _make_client(args) as client,
+            client.org_keys(args.org_id, page_size=args.page_size) as stream,
+        ):
+            with _ProgressView(enabled=_wants_progress(args)) as view:
+                async for key in stream:
+                    lines.add(key)
+                    if view.due():
+                        p = stream.progress
+                        view.show(
+                            pages_done=p.pages_done,
+                            pages_expected=p.pages_expected,
+                            keys=p.keys_yielded,
+                        )
+    finally:
+        lines.flush()
 
-    _print_keys(keys, title=f"{_plural(len(keys), 'key')} of org {args.org_id}")
+    print(f"{_plural(lines.count, 'key')} of org {args.org_id}")
     return EXIT_OK
 
 
@@ -669,8 +931,8 @@ def _read_ids(path: Path) -> list[str]:
 def _export_scopes(args: argparse.Namespace) -> tuple[list[Scope], frozenset[str]]:
     """The orgs and projects to export, checked; and the set of org ids."""
     org_ids = list(args.org)
-    if args.orgs_file is not None:
-        org_ids += _read_ids(args.orgs_file)
+    for path in args.orgs_file:
+        org_ids += _read_ids(path)
     orgs = validate_scopes(org_ids, "org")
     groups = validate_scopes(args.group, "group")
 
@@ -712,39 +974,77 @@ async def _write_export(
 ) -> None:
     """Write every pair of ``stream`` to ``out``; finish the document on success."""
     secrets = bool(args.include_secrets)
-    writer = make_writer(fmt, out, include_secret=secrets)
-    with _ProgressView(
-        enabled=_wants_progress(args), orgs=stream.progress.orgs_total
-    ) as view:
-        async for scope_id, key in stream:
-            org_id = scope_id if scope_id in org_ids else None
-            writer.write(export_record(org_id, key, include_secret=secrets))
-            if view.due():
-                view.show_bulk(stream)
-        view.show_bulk(stream)
+    writer = make_writer(fmt, out, include_secret=secrets, csv_raw=args.csv_raw)
+    try:
+        with _ProgressView(
+            enabled=_wants_progress(args), orgs=stream.progress.orgs_total
+        ) as view:
+            async for scope_id, key in stream:
+                org_id = scope_id if scope_id in org_ids else None
+                writer.write(export_record(org_id, key, include_secret=secrets))
+                if view.due():
+                    view.show_bulk(stream)
+            view.show_bulk(stream)
+    except BaseException:
+        with contextlib.suppress(OSError, ValueError):
+            writer.abandon()
+        raise
     writer.finish()
 
 
 async def _run_export(args: argparse.Namespace) -> int:
     """``aiokeys export``: every key of the given orgs and projects, streamed to a file."""
     scopes, org_ids = _export_scopes(args)
-    fmt = _pick_format(args.format, args.output)
+    output = _output_file(args.output)
+    fmt = _pick_format(args.format, output)
     started = time.monotonic()
 
     async with _make_client(args) as client:
+        # skip and collect differ only in what is printed: both need the errors.
         stream = open_bulk(
             client,
             scopes,
             page_size=args.page_size,
-            on_error=args.on_error,
+            on_error="raise" if args.on_error == "raise" else "collect",
             org_concurrency=None,
         )
         async with stream:
-            with _destination(args.output, private=args.include_secrets) as out:
+            with _destination(output, private=args.include_secrets) as out:
                 await _write_export(stream, out, args=args, fmt=fmt, org_ids=org_ids)
+                _report_left_out(stream, scopes, args, org_ids=org_ids)
 
     _export_summary(stream, args, org_ids=org_ids, elapsed=time.monotonic() - started)
     return EXIT_OK
+
+
+def _report_left_out(
+    stream: BulkKeyStream,
+    scopes: list[Scope],
+    args: argparse.Namespace,
+    *,
+    org_ids: frozenset[str],
+) -> None:
+    """One stderr line per org left out, in command-line order.
+
+    Raises:
+        NothingExportedError: Every org was left out (the output file is then
+            not written: this is raised inside its block).
+    """
+    order = {scope_id: n for n, (_, scope_id) in enumerate(scopes)}
+    failures = sorted(stream.errors, key=lambda f: order.get(f.org_id, len(order)))
+    for failure in failures:
+        error = failure.error
+        why = (
+            _describe(error)
+            if args.on_error == "collect"
+            else f"{error.status} {type(error).__name__}"
+        )
+        print(f"aiokeys: left out {failure.org_id}: {why}", file=sys.stderr)
+    if failures and len(failures) >= len(scopes):
+        what = _scopes_text(len(org_ids), len(scopes) - len(org_ids))
+        raise NothingExportedError(
+            f"nothing exported: {what} left out", error=failures[0].error
+        )
 
 
 def _export_summary(
@@ -754,25 +1054,26 @@ def _export_summary(
     org_ids: frozenset[str],
     elapsed: float,
 ) -> None:
-    for failure in stream.errors:
-        print(
-            f"aiokeys: left out {failure.org_id}: {_describe(failure.error)}",
-            file=sys.stderr,
-        )
     if args.quiet:
         return
     p = stream.progress
-    groups = p.orgs_total - len(org_ids)
-    scopes = _plural(len(org_ids), "org") if org_ids else ""
-    if groups:
-        scopes += (" and " if scopes else "") + _plural(groups, "project")
+    scopes = _scopes_text(len(org_ids), p.orgs_total - len(org_ids))
     left_out = f" ({p.orgs_failed} left out)" if p.orgs_failed else ""
-    where = f" to {args.output}" if args.output is not None else ""
+    output = _output_file(args.output)
+    where = f" to {output}" if output is not None else ""
     print(
         f"aiokeys: exported {_plural(p.keys_yielded, 'key')} of {scopes}{left_out} "
         f"in {_plural(p.pages_done, 'page')}, {elapsed:.2f} s{where}",
         file=sys.stderr,
     )
+
+
+def _scopes_text(orgs: int, groups: int) -> str:
+    """``3 orgs``, ``1 project``, ``2 orgs and 1 project``."""
+    text = _plural(orgs, "org") if orgs else ""
+    if groups:
+        text += (" and " if text else "") + _plural(groups, "project")
+    return text
 
 
 def _plural(n: int, word: str) -> str:
@@ -830,8 +1131,9 @@ def _demo_output(args: argparse.Namespace) -> Iterator[RecordWriter | None]:
     if args.output is None:
         yield None
         return
-    fmt = _pick_format(args.format, args.output)
-    with atomic_output(args.output, private=False) as out:
+    output = _output_file(args.output)
+    fmt = _pick_format(args.format, output)
+    with _destination(output, private=False) as out:
         yield make_writer(fmt, out, include_secret=False)
 
 
@@ -890,18 +1192,22 @@ async def _demo_walk(
 def _demo_summary(
     listed: _Listed, walk: tuple[int, float] | None, args: argparse.Namespace
 ) -> None:
-    console = _console()
+    """The demo's report: on stdout, or on stderr when stdout holds the export."""
+    out = sys.stderr if args.output == "-" else sys.stdout
     latency_ms = args.latency * 1000
-    console.print(
+    print(
         f"aiokeys demo: embedded Atlas simulator, {_plural(args.orgs, 'org')} x "
-        f"{_plural(args.keys, 'key')}, {latency_ms:.0f} ms latency per request"
+        f"{_plural(args.keys, 'key')}, {latency_ms:.0f} ms latency per request",
+        file=out,
     )
     if listed.sample:
-        _print_keys(listed.sample, title=f"the first {len(listed.sample)} keys")
-    console.print(
+        print(f"the first {_plural(len(listed.sample), 'key')}:", file=out)
+        _print_keys(listed.sample, out=out)
+    print(
         f"listed {_plural(listed.keys, 'key')} in {_plural(listed.pages, 'page')}: "
         f"{listed.elapsed:.2f} s (concurrency {args.concurrency}, "
-        f"{args.page_size} keys per page)"
+        f"{_plural(args.page_size, 'key')} per page)",
+        file=out,
     )
     if walk is not None:
         pages, seconds = walk
@@ -909,8 +1215,19 @@ def _demo_summary(
     else:
         pages = listed.pages
         seconds = pages * args.latency
-        how = f"computed: {pages} pages x {latency_ms:.0f} ms, a lower bound"
-    ratio = f", {seconds / listed.elapsed:.1f}x longer" if listed.elapsed > 0 else ""
-    console.print(f"a page-by-page walk: {seconds:.2f} s ({how}){ratio}")
+        how = f"computed: {_plural(pages, 'page')} x {latency_ms:.0f} ms, a lower bound"
+    ratio = _compared(seconds, listed.elapsed)
+    print(f"a page-by-page walk: {seconds:.2f} s ({how}){ratio}", file=out)
     if args.output is not None:
-        console.print(f"exported {_plural(listed.keys, 'key')} to {args.output}")
+        where = "stdout" if args.output == "-" else args.output
+        print(f"exported {_plural(listed.keys, 'key')} to {where}", file=out)
+
+
+def _compared(walk: float, listing: float) -> str:
+    """The walk's time as a multiple of the listing's: ``, 3.2 times as long``."""
+    if walk <= 0 or listing <= 0:
+        return ""
+    ratio = walk / listing
+    if 0.95 <= ratio < 1.05:
+        return ", about as long as the concurrent listing"
+    return f", {ratio:.1f} times as long as the concurrent listing"

@@ -8,7 +8,9 @@ import io
 import json
 import os
 import pty
+import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -185,7 +187,11 @@ async def test_export_with_a_denied_org_under_each_on_error(
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert _by_org(_decode(records)) == _by_org(_expected(world, [world.orgs[0]]))
     assert "(1 left out)" in stderr
-    assert (f"left out {world.orgs[2]}: 403" in stderr) == (on_error == "collect")
+    [line] = [line for line in stderr.splitlines() if "left out " in line]
+    assert line.startswith(f"aiokeys: left out {world.orgs[2]}: 403")
+    # skip says what it was; collect adds the error's whole message.
+    short = f"aiokeys: left out {world.orgs[2]}: 403 PermissionDeniedError"
+    assert (line == short) == (on_error == "skip")
 
 
 @pytest.fixture
@@ -275,14 +281,18 @@ async def test_list_prints_a_table(
     """One row per key with name, status, created, last used and masked secret."""
     code, stdout, stderr = await _run(capsys, "list", world.orgs[0])
     assert code == 0, stderr
-    assert f"45 keys of org {world.orgs[0]}" in stdout
-    header = next(line for line in stdout.splitlines() if "name" in line)
-    for column in ("status", "created (UTC)", "last used (UTC)", "secret"):
-        assert column in header
-    for raw in world.keys[world.orgs[0]]:
-        row = next(line for line in stdout.splitlines() if f" {raw['name']} " in line)
-        assert str(raw["maskedSecret"]) in row
+    header, *rows, count = stdout.splitlines()
+    assert count == f"45 keys of org {world.orgs[0]}"
+    assert header.split() == [
+        "name", "status", "created", "(UTC)", "last", "used", "(UTC)", "secret",
+    ]  # fmt: skip
+    assert len(rows) == 45
+    for raw, row in zip(world.keys[world.orgs[0]], rows, strict=True):
+        assert row.startswith(f"{raw['name']} ")
+        assert row.endswith(str(raw["maskedSecret"]))
         assert str(raw["createdAt"])[:10] in row
+        # Fixed-width columns: every status starts where the header's does.
+        assert row.index(str(raw["status"])) == header.index("status")
 
 
 # -- exit codes -----------------------------------------------------------------
@@ -379,7 +389,10 @@ async def test_unreachable_server_exits_6(
         "1",
     )
     assert code == 6
-    assert len(stderr.strip().splitlines()) == 1
+    [line] = stderr.strip().splitlines()
+    assert (
+        line == "aiokeys: error: could not connect to 127.0.0.1:1: Connection refused"
+    )
 
 
 async def test_unwritable_output_exits_1_naming_the_file(
@@ -456,7 +469,323 @@ async def test_demo_can_compute_the_walk(capsys: pytest.CaptureFixture[str]) -> 
     )  # fmt: skip
     assert code == 0
     assert "listed 5 keys in 1 page:" in stdout
-    assert "computed: 1 pages x 1 ms" in stdout
+    assert "computed: 1 page x 1 ms" in stdout
+
+
+# -- output targets -------------------------------------------------------------
+
+
+async def test_export_through_a_symlink_writes_its_target(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--output link.jsonl -> target.jsonl: the target is written, the link kept."""
+    target = tmp_path / "target.jsonl"
+    target.write_text("old export\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target.name)
+    code, _, stderr = await _run(
+        capsys, "export", "--org", world.orgs[2], "--output", str(link), "--quiet"
+    )
+    assert code == 0, stderr
+    assert link.is_symlink()
+    records = [json.loads(line) for line in target.read_text().splitlines()]
+    assert len(records) == 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.jsonl", "target.jsonl"]
+
+
+async def test_export_to_a_fifo_writes_into_it(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A FIFO (like /dev/null or a terminal: not a regular file) is written straight."""
+    fifo = tmp_path / "keys.pipe"
+    os.mkfifo(fifo)
+    reader = os.open(
+        fifo, os.O_RDONLY | os.O_NONBLOCK
+    )  # so the export's open is not kept waiting
+    try:
+        code, _, stderr = await _run(
+            capsys, "export", "--org", world.orgs[2], "--output", str(fifo), "--quiet"
+        )
+        assert code == 0, stderr
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+        data = os.read(reader, 1 << 16)
+    finally:
+        os.close(reader)
+    assert len(data.splitlines()) == 30
+    assert list(tmp_path.iterdir()) == [fifo]
+
+
+async def test_output_dash_is_stdout(
+    world: World,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    """--output - writes to stdout; ./- is a file named "-"."""
+    clean_env.chdir(tmp_path)
+    code, stdout, stderr = await _run(
+        capsys, "export", "--org", world.orgs[2], "--output", "-", "--format", "csv"
+    )
+    assert code == 0, stderr
+    assert len(list(csv.DictReader(io.StringIO(stdout)))) == 30
+    assert " to " not in stderr
+    assert list(tmp_path.iterdir()) == []
+
+    code, stdout, _ = await _run(
+        capsys, "export", "--org", world.orgs[2], "--output", "./-"
+    )
+    assert code == 0
+    assert stdout == ""
+    assert len((tmp_path / "-").read_text().splitlines()) == 30
+
+
+async def test_json_cut_short_on_stdout_ends_its_line(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An export that fails mid-way: the JSON stays invalid, the last line is ended."""
+    world.atlas.add_fault(Fault(kind="latency", delay=0.3, page_num=3))
+    world.atlas.add_fault(Fault(kind="status", status=400, page_num=3))
+    code, stdout, _ = await _run(
+        capsys, "export", "--org", world.orgs[0], "--format", "json",
+        "--page-size", "10", "--quiet",
+    )  # fmt: skip
+    assert code == 1
+    assert stdout.startswith("[\n{")
+    assert stdout.endswith("}\n")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(stdout)
+
+
+# -- what Atlas sends, shown safely -----------------------------------------------
+
+HOSTILE = "evil\x1b[2J\x1b]0;pwned\x07\x9b31m\x7f"
+
+
+async def test_list_escapes_control_characters(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A key's name and status cannot clear the screen or retitle the terminal."""
+    group = world.atlas.add_group(world.orgs[1])
+    world.atlas.add_key(group, name=HOSTILE, status="ACTIVE\x1b[8m")
+    code, stdout, stderr = await _run(capsys, "list", world.orgs[1])
+    assert code == 0, stderr
+    assert [
+        c for c in stdout if c != "\n" and (ord(c) < 32 or 127 <= ord(c) < 160)
+    ] == []
+    assert "evil\\x1b[2J\\x1b]0;pwned\\x07\\x9b31m\\x7f" in stdout
+    assert "ACTIVE\\x1b[8m" in stdout
+
+
+@pytest.fixture
+async def hostile_atlas(
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    """A loopback server whose 403 carries control characters in its detail."""
+
+    async def page(request: web.Request) -> web.Response:
+        body = {
+            "error": 403,
+            "errorCode": "EVIL\x1b[2J",
+            "reason": "Forbidden",
+            "detail": f"no\n{HOSTILE}\r\x1b[1A",
+        }
+        return web.json_response(body, status=403)
+
+    app = web.Application()
+    app.router.add_get("/api/atlas/v2/orgs/{org}/aiModelApiKeys", page)
+    server = await aiohttp_server(app)
+    clean_env.setenv(TOKEN_VAR, "hostile-token")
+    clean_env.setenv("MONGODB_ATLAS_BASE_URL", str(server.make_url("/")).rstrip("/"))
+
+
+@pytest.mark.parametrize("debug", [False, True])
+async def test_error_lines_escape_control_characters(
+    hostile_atlas: None, capsys: pytest.CaptureFixture[str], debug: bool
+) -> None:
+    """The server's detail reaches stderr escaped, in the error line and --debug."""
+    argv = ["list", UNKNOWN_ORG, *(["--debug"] if debug else [])]
+    code, _, stderr = await _run(capsys, *argv)
+    assert code == 4
+    assert [
+        c for c in stderr if c != "\n" and (ord(c) < 32 or 127 <= ord(c) < 160)
+    ] == []
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("aiokeys: error: 403")
+    assert "\\x1b]0;pwned\\x07" in last
+    assert (len(stderr.strip().splitlines()) > 1) == debug
+
+
+def test_long_names_are_cut_on_a_terminal_only() -> None:
+    """On a terminal the columns stay straight within its width; piped, names stay whole."""
+    from rich.cells import cell_len
+
+    from aiokeys._cli import _KeyLines
+
+    keys = [
+        ApiKey(
+            api_key_id=f"k{n}", name=name, status="ACTIVE", masked_secret="al-****ab"
+        )
+        for n, name in enumerate(["short", "名前" * 40, "x" * 200])
+    ]
+    for width in (80, None):
+        out = io.StringIO()
+        lines = _KeyLines(out, width=width)
+        for key in keys:
+            lines.add(key)
+        lines.flush()
+        header, *rows = out.getvalue().splitlines()
+        assert len(rows) == 3
+        if width is None:
+            assert [row.split("  ")[0] for row in rows] == [k.name for k in keys]
+            continue
+        assert all(cell_len(line) <= width for line in (header, *rows))
+        assert rows[2].startswith("x" * 20)
+        assert "…" in rows[2]
+        # Columns in cells, not characters: 名 is two cells wide.
+        starts = {cell_len(row[: row.index("ACTIVE")]) for row in rows}
+        assert starts == {header.index("status")}
+
+
+# -- CSV formulas -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [False, True])
+async def test_csv_formula_cells(
+    world: World, capsys: pytest.CaptureFixture[str], raw: bool
+) -> None:
+    """Names a spreadsheet would run get a leading ' unless --csv-raw is given."""
+    group = world.atlas.add_group(world.orgs[1])
+    names = ['=HYPERLINK("http://evil","x")', "+1", "-2", "@SUM(A1)", "\tx", "plain"]
+    for name in names:
+        world.atlas.add_key(group, name=name)
+    argv = ["export", "--org", world.orgs[1], "--format", "csv", "--quiet"]
+    code, stdout, _ = await _run(capsys, *argv, *(["--csv-raw"] if raw else []))
+    assert code == 0
+    got = [row["name"] for row in csv.DictReader(io.StringIO(stdout))]
+    if raw:
+        assert got == names
+    else:
+        assert got == [*("'" + n for n in names[:-1]), "plain"]
+
+
+# -- export options ---------------------------------------------------------------
+
+
+async def test_orgs_file_repeats(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every --orgs-file counts, like every --org."""
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text(world.orgs[0] + "\n")
+    second.write_text(world.orgs[2] + "\n")
+    code, stdout, _ = await _run(
+        capsys,
+        "export",
+        "--orgs-file",
+        str(first),
+        "--orgs-file",
+        str(second),
+        "--quiet",
+    )
+    assert code == 0
+    records = [json.loads(line) for line in stdout.splitlines()]
+    assert {r["orgId"] for r in records} == {world.orgs[0], world.orgs[2]}
+    assert len(records) == 75
+
+
+@pytest.mark.parametrize("on_error", ["skip", "collect"])
+@pytest.mark.parametrize("denied_first", [True, False])
+async def test_every_org_left_out_is_an_error(
+    world: World,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    on_error: str,
+    denied_first: bool,
+) -> None:
+    """Nothing exported: a line per org, the first one's exit code, no file."""
+    world.atlas.deny(world.token, world.orgs[0])
+    orgs = (
+        [world.orgs[0], UNKNOWN_ORG] if denied_first else [UNKNOWN_ORG, world.orgs[0]]
+    )
+    out = tmp_path / "keys.csv"
+    code, _, stderr = await _run(
+        capsys, "export", "--org", orgs[0], "--org", orgs[1],
+        "--on-error", on_error, "--output", str(out),
+    )  # fmt: skip
+    assert code == (4 if denied_first else 5), stderr
+    *left_out, last = stderr.strip().splitlines()
+    status = {world.orgs[0]: "403", UNKNOWN_ORG: "404"}
+    assert len(left_out) == 2
+    for org, line in zip(orgs, left_out, strict=True):
+        assert line.startswith(f"aiokeys: left out {org}: {status[org]}")
+    assert last == "aiokeys: error: nothing exported: 2 orgs left out"
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_skip_reports_each_org_left_out(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """skip: one short line per org left out, exit 0 since one org was exported."""
+    world.atlas.deny(world.token, world.orgs[0])
+    code, stdout, stderr = await _run(
+        capsys, "export", "--org", world.orgs[0], "--org", UNKNOWN_ORG,
+        "--org", world.orgs[2], "--on-error", "skip",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert len(stdout.splitlines()) == 30
+    assert stderr.splitlines()[:2] == [
+        f"aiokeys: left out {world.orgs[0]}: 403 PermissionDeniedError",
+        f"aiokeys: left out {UNKNOWN_ORG}: 404 NotFoundError",
+    ]
+    assert "(2 left out)" in stderr
+    assert world.token not in stderr
+
+
+# -- messages ---------------------------------------------------------------------
+
+
+async def test_plain_http_off_loopback_names_the_option(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal of a plain-http base URL names --allow-insecure-http."""
+    world.atlas.clear_requests()
+    code, _, stderr = await _run(
+        capsys, "list", world.orgs[0], "--base-url", "http://10.11.12.13:8080"
+    )
+    assert code == 2
+    [line] = stderr.strip().splitlines()
+    assert "--allow-insecure-http" in line
+    assert "allow_insecure_http" not in line
+    assert world.atlas.requests == []
+
+
+async def test_demo_wording(capsys: pytest.CaptureFixture[str]) -> None:
+    """Singular where it is one; the walk compared as "N times as long"."""
+    code, stdout, _ = await _run(
+        capsys, "demo", "--orgs", "1", "--keys", "3", "--latency", "0.001",
+        "--page-size", "1", "--baseline", "compute",
+    )  # fmt: skip
+    assert code == 0
+    assert "(concurrency 8, 1 key per page)" in stdout
+    assert "computed: 4 pages x 1 ms" in stdout
+    assert re.search(
+        r", (\d+\.\d times|about) as long as the concurrent listing", stdout
+    )
+    assert "x longer" not in stdout
+
+
+async def test_demo_output_dash_sends_the_summary_to_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """demo --output -: records alone on stdout, the summary on stderr."""
+    code, stdout, stderr = await _run(
+        capsys, "demo", "--orgs", "2", "--keys", "4", "--latency", "0",
+        "--baseline", "compute", "--output", "-",
+    )  # fmt: skip
+    assert code == 0
+    assert len([json.loads(line) for line in stdout.splitlines()]) == 8
+    assert "exported 8 keys to stdout" in stderr
 
 
 # -- subprocesses ---------------------------------------------------------------
@@ -532,14 +861,16 @@ async def slow_atlas() -> AsyncIterator[tuple[FakeAtlas, str, str]]:
         yield atlas, token, org
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)]
+)
 async def test_interrupted_export_leaves_no_file(
     slow_atlas: tuple[FakeAtlas, str, str],
     tmp_path: Path,
     sig: signal.Signals,
     code: int,
 ) -> None:
-    """Ctrl-C or SIGTERM mid-export: no output file, no temporary file."""
+    """Ctrl-C, SIGTERM or SIGHUP mid-export: no output file, no temporary file."""
     atlas, token, org = slow_atlas
     out = tmp_path / "keys.json"
     proc = await asyncio.create_subprocess_exec(
@@ -556,6 +887,30 @@ async def test_interrupted_export_leaves_no_file(
     _, stderr = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == code, stderr
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_list_prints_keys_while_it_lists(
+    slow_atlas: tuple[FakeAtlas, str, str],
+) -> None:
+    """list streams: lines come out while pages are still being fetched."""
+    atlas, token, org = slow_atlas
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aiokeys", "list", org, "--page-size", "10",
+        "--concurrency", "2", "--base-url", atlas.url,
+        env=_env(**{TOKEN_VAR: token}),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        # The header and 150 keys, out of 2000 at 0.2 s per page of 10.
+        lines = [await asyncio.wait_for(proc.stdout.readline(), 20) for _ in range(151)]
+        assert proc.returncode is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), 30)
+    assert lines[0].split()[:2] == [b"name", b"status"]
+    assert all(line.endswith(b"\n") for line in lines)
+    assert len(atlas.requests) < 200
 
 
 def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
