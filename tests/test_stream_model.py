@@ -85,7 +85,9 @@ def _spawn(coro: Coroutine[Any, Any, Page], name: str) -> asyncio.Task[Page]:
     return asyncio.get_running_loop().create_task(coro, name=name)
 
 
-async def _run(source: MemoryList, spec: ListingSpec) -> tuple[list[str], KeyStream]:
+async def _run(
+    source: MemoryList | ShortServer, spec: ListingSpec
+) -> tuple[list[str], KeyStream]:
     stream = KeyStream(spec=spec, fetch=source.fetch, spawn=_spawn)
     async with stream:
         ids = [k.api_key_id async for k in stream if k.api_key_id is not None]
@@ -245,3 +247,74 @@ def test_max_items_reads_only_the_pages_it_needs(
     if n_keys < max_items:  # the end must be seen: one short page more at most
         needed = n_keys // page_size + 1
     assert sorted(source.served) == list(range(1, max(1, needed) + 1))
+
+
+@attrs.define
+class ShortServer:
+    """A static list whose pages hold at most ``cap`` keys, with a count too high.
+
+    ``by_cap`` counts offsets in pages of ``cap`` (every key stays reachable);
+    otherwise offsets use the size asked and the keys past ``cap`` on each page
+    are never served at that size.
+    """
+
+    ids: list[str]
+    cap: int
+    by_cap: bool
+    total: int
+    served: list[int] = attrs.field(factory=list)
+
+    async def fetch(
+        self,
+        page_num: int,
+        deadline: float | None,
+        on_retry: Callable[[BaseException], None],
+    ) -> Page:
+        await asyncio.sleep(0)
+        self.served.append(page_num)
+        page_size = SHORT_PAGE
+        start = (page_num - 1) * (
+            min(self.cap, page_size) if self.by_cap else page_size
+        )
+        chunk = self.ids[start : start + min(self.cap, page_size)]
+        return Page(
+            items=tuple(ApiKey(api_key_id=i) for i in chunk),
+            total_count=self.total,
+            page_num=page_num,
+            page_size=page_size,
+        )
+
+
+SHORT_PAGE = 10
+
+
+@SETTINGS
+@given(
+    n_keys=st.integers(0, 120),
+    cap=st.integers(1, 12),
+    by_cap=st.booleans(),
+    over=st.integers(0, 10**6),
+    window=st.integers(1, 8),
+    ordered=st.booleans(),
+)
+def test_never_short_of_the_count_quietly(
+    n_keys: int, cap: int, by_cap: bool, over: int, window: int, ordered: bool
+) -> None:
+    """Count >= the list: repair ends with every key, or raises DriftError; bounded."""
+    ids = [f"k{i:05d}" for i in range(n_keys)]
+    source = ShortServer(ids=ids, cap=cap, by_cap=by_cap, total=n_keys + over)
+    spec = _spec(SHORT_PAGE, min(window, 4), window, ordered, "repair")
+    got: list[str] | None = None
+    error: DriftError | None = None
+    try:
+        got, _ = asyncio.run(asyncio.wait_for(_run(source, spec), timeout=20))
+    except DriftError as exc:
+        error = exc
+    if error is not None:
+        assert "totalCount says" in str(error)
+        assert error.page_num is None
+    else:
+        assert got is not None
+        assert sorted(got) == ids
+    per_pass = -(-n_keys // min(cap, SHORT_PAGE)) + 2 + window
+    assert len(source.served) <= 6 * per_pass
