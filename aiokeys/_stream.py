@@ -532,7 +532,8 @@ class KeyStream:
             # Two consumers would each get part of the keys, and neither would
             # know: refuse the second one (the first goes on undisturbed).
             raise AiokeysError(
-                f"KeyStream {self._spec.label} is already being iterated by another task"
+                "KeyStream is already being iterated by another task "
+                f"(listing {self._spec.label})"
             )
         self._busy = True
         try:
