@@ -80,10 +80,10 @@ CSV_COLUMNS: Final[tuple[str, ...]] = (
 
 # C0 (tab and line breaks included), DEL and C1: a terminal acts on them
 # (ESC starts a sequence that can clear the screen or set the window title;
-# C1 CSI is one on its own). Shown as Python escapes instead: visible, and
-# the same spelling as in ``repr``.
+# C1 CSI is one on its own). Shown as ``repr`` spells them (``\x1b``,
+# ``\n``): visible, and the spelling of aiokeys' error messages.
 _CONTROLS: Final[dict[int, str]] = {
-    code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
+    code: repr(chr(code))[1:-1] for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
 }
 
 # A cell a spreadsheet would read as a formula (OWASP's list), or one that
@@ -98,7 +98,7 @@ _DESCRIPTOR_PATH: Final = re.compile(
 
 
 def printable(text: str) -> str:
-    """Return ``text`` with every control character shown as ``\\xNN``.
+    """Return ``text`` with every control character shown as ``repr`` shows it.
 
     C0 (tab, CR and LF included), DEL and C1 are replaced; every other
     character, any script or emoji, is kept.

@@ -349,10 +349,10 @@ def test_plain_cells_are_not_defused() -> None:
 
 
 def test_printable_escapes_every_control_character() -> None:
-    """C0 (tab and line breaks too), DEL and C1 become visible \\xNN escapes."""
+    """C0 (tab and line breaks too), DEL and C1 become escapes spelled as repr does."""
     assert printable("a\x1b[2Jb") == "a\\x1b[2Jb"
     assert printable("\x1b]0;title\x07") == "\\x1b]0;title\\x07"
-    assert printable("\t\n\r\x00\x7f\x9b\x85") == "\\x09\\x0a\\x0d\\x00\\x7f\\x9b\\x85"
+    assert printable("\t\n\r\x00\x7f\x9b\x85") == "\\t\\n\\r\\x00\\x7f\\x9b\\x85"
     assert printable("ünï 名前 🔑 \xa0") == "ünï 名前 🔑 \xa0"
 
 
