@@ -79,7 +79,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, TextIO
 
 import attrs
 
-from ._bulk import BulkKeyStream, Scope, open_bulk, validate_scopes
+from ._bulk import BulkKeyStream, OrgFailure, Scope, open_bulk, validate_scopes
 from ._errors import (
     AiokeysError,
     AuthenticationError,
@@ -1010,26 +1010,22 @@ async def _run_export(args: argparse.Namespace) -> int:
         )
         async with stream:
             with _destination(output, private=args.include_secrets) as out:
-                await _write_export(stream, out, args=args, fmt=fmt, org_ids=org_ids)
-                _report_left_out(stream, scopes, args, org_ids=org_ids)
+                try:
+                    await _write_export(
+                        stream, out, args=args, fmt=fmt, org_ids=org_ids
+                    )
+                finally:  # also when another org's error ends the export
+                    failures = _report_left_out(stream, scopes, args)
+                _check_exported(failures, scopes, org_ids=org_ids)
 
     _export_summary(stream, args, org_ids=org_ids, elapsed=time.monotonic() - started)
     return EXIT_OK
 
 
 def _report_left_out(
-    stream: BulkKeyStream,
-    scopes: list[Scope],
-    args: argparse.Namespace,
-    *,
-    org_ids: frozenset[str],
-) -> None:
-    """One stderr line per org left out, in command-line order.
-
-    Raises:
-        NothingExportedError: Every org was left out (the output file is then
-            not written: this is raised inside its block).
-    """
+    stream: BulkKeyStream, scopes: list[Scope], args: argparse.Namespace
+) -> list[OrgFailure]:
+    """Print one stderr line per org left out, in command-line order; return them."""
     order = {scope_id: n for n, (_, scope_id) in enumerate(scopes)}
     failures = sorted(stream.errors, key=lambda f: order.get(f.org_id, len(order)))
     for failure in failures:
@@ -1040,6 +1036,16 @@ def _report_left_out(
             else f"{error.status} {type(error).__name__}"
         )
         print(f"aiokeys: left out {failure.org_id}: {why}", file=sys.stderr)
+    return failures
+
+
+def _check_exported(
+    failures: list[OrgFailure], scopes: list[Scope], *, org_ids: frozenset[str]
+) -> None:
+    """Raise :class:`NothingExportedError` if every org was left out.
+
+    Called inside the output's block, so that the file is then not written.
+    """
     if failures and len(failures) >= len(scopes):
         what = _scopes_text(len(org_ids), len(scopes) - len(org_ids))
         raise NothingExportedError(

@@ -742,6 +742,23 @@ async def test_skip_reports_each_org_left_out(
     assert world.token not in stderr
 
 
+async def test_left_out_orgs_are_reported_when_another_error_ends_the_export(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """collect, then a 503 ends the export: the org left out is still named."""
+    world.atlas.deny(world.token, world.orgs[0])
+    world.atlas.add_fault(Fault(kind="latency", delay=0.5, org_id=world.orgs[2]))
+    world.atlas.add_fault(Fault(kind="status", status=503, org_id=world.orgs[2]))
+    code, _, stderr = await _run(
+        capsys, "export", "--org", world.orgs[0], "--org", world.orgs[2],
+        "--on-error", "collect", "--max-tries", "1",
+    )  # fmt: skip
+    assert code == 6, stderr
+    left_out, last = stderr.strip().splitlines()
+    assert left_out.startswith(f"aiokeys: left out {world.orgs[0]}: 403")
+    assert last.startswith("aiokeys: error: 503")
+
+
 # -- messages ---------------------------------------------------------------------
 
 
