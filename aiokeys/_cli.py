@@ -496,8 +496,8 @@ def _fail(message: str) -> int:
 def _report(exc: Exception, *, debug: bool) -> int:
     """Print ``exc`` as one line on stderr (and its traceback with --debug)."""
     if debug:
-        lines = "".join(traceback.format_exception(exc)).splitlines()
-        sys.stderr.write("".join(printable(line) + "\n" for line in lines))
+        text = "".join(traceback.format_exception(exc))
+        print(_printable_lines(text), file=sys.stderr)
     print(f"aiokeys: error: {_describe(exc)}", file=sys.stderr)
     return exit_code_for(exc)
 
@@ -577,11 +577,25 @@ def _logging(*, debug: bool) -> Iterator[None]:
 
 
 class _PrintableFormatter(logging.Formatter):
-    """A log line, then any traceback, with control characters escaped."""
+    """Log lines with control characters escaped.
 
-    def format(self, record: logging.LogRecord) -> str:
-        lines = super().format(record).split("\n")
-        return "\n".join(printable(line) for line in lines)
+    The message is escaped whole (a line break in it must not forge a log
+    line); a traceback keeps its own line breaks.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return _printable_lines(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _printable_lines(super().formatStack(stack_info))
+
+
+def _printable_lines(text: str) -> str:
+    """``text`` with control characters escaped, but its line breaks kept."""
+    return "\n".join(printable(line) for line in text.splitlines())
 
 
 def _rich_handler() -> logging.Handler:
@@ -1215,6 +1229,17 @@ def _demo_summary(
         f"{_plural(args.page_size, 'key')} per page)",
         file=out,
     )
+    print(_walk_line(listed, walk, args), file=out)
+    if args.output is not None:
+        where = "stdout" if args.output == "-" else args.output
+        print(f"exported {_plural(listed.keys, 'key')} to {where}", file=out)
+
+
+def _walk_line(
+    listed: _Listed, walk: tuple[int, float] | None, args: argparse.Namespace
+) -> str:
+    """The page-by-page walk, measured or computed, against the listing."""
+    latency_ms = args.latency * 1000
     if walk is not None:
         pages, seconds = walk
         how = f"measured: the same {_plural(pages, 'page')} fetched one at a time"
@@ -1223,10 +1248,7 @@ def _demo_summary(
         seconds = pages * args.latency
         how = f"computed: {_plural(pages, 'page')} x {latency_ms:.0f} ms, a lower bound"
     ratio = _compared(seconds, listed.elapsed)
-    print(f"a page-by-page walk: {seconds:.2f} s ({how}){ratio}", file=out)
-    if args.output is not None:
-        where = "stdout" if args.output == "-" else args.output
-        print(f"exported {_plural(listed.keys, 'key')} to {where}", file=out)
+    return f"a page-by-page walk: {seconds:.2f} s ({how}){ratio}"
 
 
 def _compared(walk: float, listing: float) -> str:

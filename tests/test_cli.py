@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import logging
 import os
 import pty
 import re
@@ -647,6 +648,19 @@ def test_long_names_are_cut_on_a_terminal_only() -> None:
         assert starts == {header.index("status")}
 
 
+def test_log_lines_escape_control_characters(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What the library logs reaches stderr with its control characters escaped."""
+    from aiokeys._cli import _logging
+
+    with _logging(debug=True):
+        logging.getLogger("aiokeys.test").info("detail %s", "x\x1b[2J\ny")
+    err = capsys.readouterr().err
+    assert "detail x\\x1b[2J\\ny" in err
+    assert "\x1b" not in err
+
+
 # -- CSV formulas -----------------------------------------------------------------
 
 
@@ -960,6 +974,26 @@ def _read_all(fd: int) -> bytes:
             break
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def test_list_on_a_terminal_draws_no_bar_over_its_lines(world: World) -> None:
+    """list with stdout and stderr one terminal: the key lines, no progress bar."""
+    main, secondary = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aiokeys", "list", world.orgs[0], "--page-size", "5",
+        env=_env(**{TOKEN_VAR: world.token}, MONGODB_ATLAS_BASE_URL=world.atlas.url,
+                 TERM="xterm", COLUMNS="120"),
+        stdout=secondary, stderr=secondary,
+    )  # fmt: skip
+    os.close(secondary)
+    terminal = await asyncio.get_running_loop().run_in_executor(None, _read_all, main)
+    os.close(main)
+    assert await proc.wait() == 0
+    text = terminal.decode(errors="replace")
+    assert f"45 keys of org {world.orgs[0]}" in text
+    assert text.count("al-****") == 45
+    assert "━" not in text
+    assert "\x1b[" not in text
 
 
 async def test_no_bar_over_records_printed_to_the_terminal(world: World) -> None:
