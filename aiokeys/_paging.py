@@ -106,6 +106,19 @@ def page_cap(sizes: Sequence[int], page_size: int) -> int | None:
     return cap if served[-1] <= cap else None
 
 
+def short_before_last(sizes: Sequence[int], page_size: int) -> bool:
+    """Whether a page before the last page of keys held fewer items than asked.
+
+    Trailing empty pages aside, only the last page of a list may be short. A
+    short page earlier on, on a list that did not change, means the server
+    gave fewer results than asked: keys it never served may be missing.
+    """
+    served = list(sizes)
+    while served and served[-1] == 0:
+        served.pop()
+    return any(n < page_size for n in served[:-1])
+
+
 def pages_needed(keys: int, page_size: int) -> int:
     """Return how many full pages hold ``keys`` keys (0 for ``keys <= 0``)."""
     return max(0, -(-keys // page_size))

@@ -66,16 +66,18 @@ Then ``on_drift`` decides:
   re-read are yielded after all the keys of the first pass, so the output is
   in server order except for those late keys at the end. Keys without an
   ``apiKeyId`` cannot be deduplicated and are yielded by the first pass only.
-  **A shortfall that a steady re-read repeats raises**
-  :class:`~aiokeys.DriftError` after every key found was delivered, e.g.
+  **A shortfall that a steady re-read repeats, on a pass with a short page
+  before its last page of keys, raises** :class:`~aiokeys.DriftError`
+  after every key found was delivered, e.g.
   "totalCount says 1000 but the list ended after 200 keys (page 3), the same
   on 2 reads; the server returned 100 items for pages of 500, as if it capped
   its pages: try page_size=100". The cap is named when every page but the
   last of the keys held the same number of items, fewer than asked. Its
   ``page_num`` is ``None`` (there is no page to resume from) and
-  ``keys_yielded`` says how many keys were delivered. A count that stays too
-  high on a list that is otherwise complete therefore raises too: pass
-  ``on_drift="warn"`` to accept such a list.
+  ``keys_yielded`` says how many keys were delivered. When every page but
+  the last was full, the server served every offset it was asked for and
+  only its count is off (Atlas calls it an estimate): the shortfall stays a
+  recorded, logged drift note and the listing ends normally.
 * ``"warn"``: only records and logs (a shortfall at WARNING); a key that
   slid back is missed.
 * ``"raise"``: raises :class:`~aiokeys.DriftError` as soon as drift is seen;
@@ -131,7 +133,14 @@ import attrs
 
 from ._errors import AiokeysError, DriftError, RequestTimeoutError, TransportError
 from ._models import ApiKey, Page
-from ._paging import Deduper, PagePlan, ReorderBuffer, expected_pages, page_cap
+from ._paging import (
+    Deduper,
+    PagePlan,
+    ReorderBuffer,
+    expected_pages,
+    page_cap,
+    short_before_last,
+)
 
 __all__ = ["MAX_REPAIR_PASSES", "KeyStream", "ListingSpec", "OnDrift", "Progress"]
 
@@ -678,8 +687,16 @@ class KeyStream:
         )
 
     def _end_pass(self, plan: PagePlan) -> NoReturn:
-        """End the listing after its last pass; a re-read still short raises."""
-        if self._repairs > 0 and plan.missing(plan.total_count):
+        """End the listing after its last pass; a re-read still short raises.
+
+        Only when a page before the last came back short: with every other
+        page full, nothing was withheld and the count alone is wrong.
+        """
+        if (
+            self._repairs > 0
+            and plan.missing(plan.total_count)
+            and short_before_last(plan.sizes, self._spec.page_size)
+        ):
             raise self._shortfall_error(plan)
         self._log_end()
         raise StopAsyncIteration

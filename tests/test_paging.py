@@ -16,6 +16,7 @@ from aiokeys._paging import (
     expected_pages,
     is_last_page,
     pages_needed,
+    short_before_last,
 )
 
 
@@ -330,3 +331,20 @@ class TestDeduper:
         named = [i for i in kept_ids if i is not None]
         assert len(named) == len(set(named)) == len({i for i in ids if i is not None})
         assert kept_ids.count(None) == ids.count(None)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "expected"),
+    [
+        ([], False),
+        ([3], False),
+        ([10, 10, 4], False),
+        ([10, 10, 4, 0, 0], False),
+        ([10, 4, 10], True),
+        ([4, 4, 2, 0], True),
+        ([0, 10], True),
+    ],
+)
+def test_short_before_last(sizes: list[int], expected: bool) -> None:
+    """Only a page before the last page of keys counts as short; empty tails aside."""
+    assert short_before_last(sizes, 10) is expected

@@ -119,8 +119,8 @@ COUNTS: dict[str, Callable[[int, int], int | None]] = {
 }
 
 
-# Counts still above the list when it ends: the listing cannot tell a wrong
-# count from keys it was not given.
+# Counts still above the list when it ends, on pages all full but the last:
+# told in progress.drift, and the listing ends normally.
 OVERSTATED = {"too_high", "growing"}
 
 
@@ -136,12 +136,7 @@ async def test_wrong_total_count_still_complete(
     got: list[ApiKey] = []
     async with _client(atlas, concurrency=4) as client:
         stream = client.org_keys(org, page_size=100, on_drift=on_drift)  # type: ignore[arg-type]
-        if count in OVERSTATED and on_drift == "repair":
-            with pytest.raises(DriftError, match="ended after 1234 keys") as info:
-                await _collect(stream, got)
-            assert info.value.keys_yielded == 1234
-        else:
-            await _collect(stream, got)
+        await _collect(stream, got)
     assert [k.api_key_id for k in got] == seeded
     assert stream.progress.repair_passes <= 1
     if count in OVERSTATED:
@@ -201,16 +196,16 @@ async def test_short_page_before_expected_end_is_not_the_end(
 
 
 async def test_count_far_too_high_is_bounded(fake_atlas_factory: Factory) -> None:
-    """totalCount 10**12 for 35 keys: a few requests, every key, then DriftError."""
+    """totalCount 10**12 for 35 keys: a few requests, every key, the shortfall told."""
     atlas = await fake_atlas_factory(total_count=lambda true, page: 10**12)
     org = atlas.add_org()
     seeded = [k["apiKeyId"] for k in atlas.seed_keys(org, 35, seed=1)]
     got: list[ApiKey] = []
     async with _client(atlas, concurrency=8) as client:
         stream = client.org_keys(org, page_size=10)
-        with pytest.raises(DriftError, match=r"says 1000000000000 .* after 35 keys"):
-            await asyncio.wait_for(_collect(stream, got), timeout=10)
+        await asyncio.wait_for(_collect(stream, got), timeout=10)
     assert [k.api_key_id for k in got] == seeded
+    assert any("totalCount said 1000000000000" in n for n in stream.progress.drift)
     pages = _list_pages(atlas)
     # The first pass ends at page 5 (empty after the short page 4), having
     # started at most a window of pages beyond; the re-read stops at page 5.
