@@ -46,7 +46,8 @@ MAX_PAGE_SIZE: Final = 500
 _SCOPE_ID: Final = re.compile(r"[a-f0-9]{24}")
 # One URL path segment; starting with a letter or digit rules out "." and "..".
 _KEY_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
-_API_VERSION: Final = re.compile(r"[A-Za-z0-9.-]{1,32}")
+# A release date, optionally Atlas' ".upcoming" form of it, or "preview".
+_API_VERSION: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(\.upcoming)?|preview")
 _ON_DRIFT: Final = frozenset({"repair", "warn", "raise"})
 _PREFIX: Final = "/api/atlas/v2"
 

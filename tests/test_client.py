@@ -32,6 +32,12 @@ def test_public_names_sorted_and_exported() -> None:
     assert all(hasattr(aiokeys, name) for name in aiokeys.__all__)
 
 
+@pytest.mark.parametrize("version", ["2025-03-12", "2024-10-23.upcoming", "preview"])
+def test_api_versions_atlas_publishes_are_accepted(version: str) -> None:
+    """Dated versions, their upcoming form and preview pass the check."""
+    assert aiokeys.Client(auth=aiokeys.BearerToken("t"), api_version=version)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "shown"),
     [
@@ -42,6 +48,8 @@ def test_public_names_sorted_and_exported() -> None:
         ({"timeout": -1}, "-1"),
         ({"timeout": float("nan")}, "nan"),
         ({"api_version": "2025/03"}, "'2025/03'"),
+        ({"api_version": "garbage"}, "'garbage'"),
+        ({"api_version": "2025-03-12+json"}, "'2025-03-12+json'"),
         ({"base_url": "ftp://cloud.mongodb.com"}, "ftp"),
         ({"base_url": None}, "NoneType"),
         ({"base_url": 123}, "int"),
