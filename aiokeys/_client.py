@@ -21,7 +21,7 @@ import cattrs
 from yarl import URL
 
 from ._auth import Auth, AuthContext, BoundAuth, validate_base_url
-from ._decode import decode_key, decode_page
+from ._decode import decode_key, decode_page_yielding
 from ._errors import ClientClosedError, InvalidArgumentError
 from ._models import ApiKey, Page, make_converter
 from ._retry import RetryPolicy
@@ -541,7 +541,9 @@ class Client:
             on_retry=on_retry,
             deadline=deadline_at,
         )
-        return decode_page(self.converter, body, page_num=page_num, page_size=page_size)
+        return await decode_page_yielding(
+            self.converter, body, page_num=page_num, page_size=page_size
+        )
 
     async def get_org_key(self, org_id: str, api_key_id: str) -> ApiKey:
         """One key of an organization, by its id.

@@ -601,6 +601,10 @@ class KeyStream:
             self._current_page = page.page_num
             if self._pass is not None:
                 self._pass.refill()  # the window moved on by one page
+            # A page taken from the buffer returns without suspending; give the
+            # loop a turn per page so that a consumer racing through buffered
+            # pages never starves the application's other tasks.
+            await asyncio.sleep(0)
         self._log_end()  # max_items reached
         raise StopAsyncIteration
 
