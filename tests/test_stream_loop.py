@@ -50,7 +50,8 @@ class Ticker:
 
 async def test_page_decoding_gives_the_loop_turns() -> None:
     """A 500-key page is decoded in slices, with a loop turn between slices."""
-    body = {"results": [_raw_key(i) for i in range(500)], "totalCount": 500}
+    raw = [_raw_key(i) for i in range(500)]
+    body = {"results": raw, "totalCount": 500}
     async with Ticker() as ticker:
         before = ticker.turns
         page = await decode_page_yielding(
@@ -58,7 +59,7 @@ async def test_page_decoding_gives_the_loop_turns() -> None:
         )
         turns = ticker.turns - before
     assert len(page.items) == 500
-    assert page.items[499].api_key_id == body["results"][499]["apiKeyId"]
+    assert page.items[499].api_key_id == raw[499]["apiKeyId"]
     assert turns >= 500 // YIELD_EVERY - 1
 
 
