@@ -541,9 +541,10 @@ class Client:
             on_retry=on_retry,
             deadline=deadline_at,
         )
-        return await decode_page_yielding(
-            self.converter, body, page_num=page_num, page_size=page_size
-        )
+        async with self._open().cpu_turn:  # one page decodes at a time
+            return await decode_page_yielding(
+                self.converter, body, page_num=page_num, page_size=page_size
+            )
 
     async def get_org_key(self, org_id: str, api_key_id: str) -> ApiKey:
         """One key of an organization, by its id.
