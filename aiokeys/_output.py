@@ -112,10 +112,11 @@ def export_record(
     """Return ``key`` as an Atlas-shaped record with ``orgId`` first.
 
     ``org_id`` is ``None`` for keys listed by project, whose org is not known
-    from the listing; the field is then left out, as :meth:`ApiKey.to_atlas`
-    leaves out every absent field. The secret is written only on request.
+    from the listing; it is then written as ``null``, as :meth:`ApiKey.to_atlas`
+    writes every absent field, so every record has the same fields. The secret
+    is written only on request.
     """
-    record: dict[str, Any] = {} if org_id is None else {"orgId": org_id}
+    record: dict[str, Any] = {"orgId": org_id}
     record.update(key.to_atlas(include_secret=include_secret))
     return record
 

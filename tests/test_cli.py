@@ -154,13 +154,13 @@ async def test_export_to_stdout_and_from_an_orgs_file(
 async def test_export_by_group_has_no_org_id(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Keys listed by project carry their groupId and no orgId."""
+    """Keys listed by project carry their groupId and a null orgId."""
     group = str(world.keys[world.orgs[0]][0]["groupId"])
     code, stdout, _ = await _run(capsys, "export", "--group", group, "--quiet")
     assert code == 0
     records = [json.loads(line) for line in stdout.splitlines()]
     assert records
-    assert all("orgId" not in r and r["groupId"] == group for r in records)
+    assert all(r["orgId"] is None and r["groupId"] == group for r in records)
 
 
 @pytest.mark.parametrize(
