@@ -36,7 +36,6 @@ it concerns the credentials or the service, not one org.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections import deque
@@ -163,14 +162,17 @@ class _Totals:
         self.retries += progress.retries
 
 
-@attrs.frozen
-class _Failure:
-    error: Exception
+class _Marker:
+    """A queue item that is not a pair; the consumer skips it."""
 
 
-# What the workers put in the queue: a pair, the error that ends the export,
-# or None once the last worker has finished.
-_Item: TypeAlias = "tuple[str, ApiKey] | _Failure | None"
+#: Put by whoever ends the export when the queue is empty, so that a consumer
+#: waiting in ``get()`` wakes and reads the stored end.
+_WAKE: Final = _Marker()
+
+# What the workers put in the queue. How the export ends is not queued: it is
+# stored on the stream (``_end_with``), so no cancelled ``put`` can lose it.
+_Item: TypeAlias = "tuple[str, ApiKey] | _Marker"
 
 
 def validate_scopes(ids: Iterable[str], what: str) -> list[str]:
@@ -248,8 +250,8 @@ class BulkKeyStream:
         self._started = False
         self._closed = False
         self._busy = False
-        self._stopping = False
-        self._cut_off: ClientClosedError | None = None
+        self._ended = False
+        self._end_error: Exception | None = None
 
     @property
     def errors(self) -> tuple[OrgFailure, ...]:
@@ -293,19 +295,23 @@ class BulkKeyStream:
             self._busy = False
 
     async def _next_pair(self) -> tuple[str, ApiKey]:
+        """Hand out the queued pairs, then end as the stored end says.
+
+        The end is checked only when the queue is empty, and whoever records
+        it puts ``_WAKE`` into an empty queue: a consumer waiting in ``get()``
+        is therefore always woken, whatever order the workers end in.
+        """
         self._start()
 
-        if self._cut_off is not None and self._queue.empty():
-            await self.aclose()
-            raise self._cut_off
-        item = await self._queue.get()
+        while not (self._ended and self._queue.empty()):
+            item = await self._queue.get()
+            if isinstance(item, tuple):
+                self._keys_yielded += 1
+                return item
 
-        if isinstance(item, tuple):
-            self._keys_yielded += 1
-            return item
         await self.aclose()
-        if isinstance(item, _Failure):
-            raise item.error
+        if self._end_error is not None:
+            raise self._end_error
         raise StopAsyncIteration
 
     async def __aenter__(self) -> Self:
@@ -336,7 +342,7 @@ class BulkKeyStream:
             return
         self._started = True
         if not self._pending:
-            self._queue.put_nowait(None)
+            self._end_with(None)
             return
         self._live = self._workers_wanted
         self._tasks = [
@@ -346,35 +352,47 @@ class BulkKeyStream:
         for task in self._tasks:
             task.add_done_callback(self._worker_ended)
 
-    def _worker_ended(self, task: asyncio.Task[None]) -> None:
-        """Notice a worker cancelled from outside (its client closed under it).
+    def _end_with(self, error: Exception | None) -> None:
+        """Record how the export ends (the first call wins); wake the consumer.
 
-        The consumer, perhaps in another task, must then learn that the export
-        was cut off rather than wait forever or see a short export that looks
-        complete. A worker blocked on a full queue is not inside its listing,
-        so the listing's own ClientClosedError cannot tell it.
+        Synchronous on purpose: a worker cancelled right after (its client
+        closing) cannot take the end with it, as an awaited ``put`` could.
         """
-        if not task.cancelled() or self._closed or self._stopping:
+        if self._ended:
             return
-        if self._cut_off is None:
-            self._cut_off = ClientClosedError(
-                "bulk export stopped before its end: its client was closed"
+        self._ended, self._end_error = True, error
+        if self._queue.empty():  # an empty queue has room: this cannot fail
+            self._queue.put_nowait(_WAKE)
+
+    def _worker_ended(self, task: asyncio.Task[None]) -> None:
+        """End the export once the last worker is done, or when one was cut off.
+
+        A worker cancelled from outside (its client closed under it) means the
+        export did not finish: the consumer, perhaps in another task, must get
+        ClientClosedError rather than wait forever or see a short export that
+        looks complete. Workers cancelled by :meth:`aclose` or by another
+        worker's error find the end already recorded.
+        """
+        self._live -= 1
+        if self._closed:
+            return
+        if task.cancelled():
+            self._end_with(
+                ClientClosedError(
+                    "bulk export stopped before its end: its client was closed"
+                )
             )
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(_Failure(self._cut_off))
+        elif self._live == 0:
+            self._end_with(None)
 
     async def _worker(self) -> None:
-        """List orgs one after another until none is left; report the end."""
+        """List orgs one after another until none is left, or one fails."""
         try:
-            while self._pending:
+            while self._pending and not self._ended:
                 await self._list_one(self._pending.popleft())
-        except Exception as exc:  # handed to the consumer, who raises it
+        except Exception as exc:  # raised to the consumer after the queued pairs
+            self._end_with(exc)
             self._stop_others()
-            await self._queue.put(_Failure(exc))
-            return
-        self._live -= 1
-        if self._live == 0:
-            await self._queue.put(None)
 
     async def _list_one(self, scope: Scope) -> None:
         """Feed one org's keys, in order, to the queue; leave it out if allowed."""
@@ -408,7 +426,6 @@ class BulkKeyStream:
             self._errors.append(OrgFailure(org_id=scope[1], error=exc))
 
     def _stop_others(self) -> None:
-        self._stopping = True
         current = asyncio.current_task()
         for task in self._tasks:
             if task is not current:

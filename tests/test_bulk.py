@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
 
 import aiohttp
@@ -345,6 +345,53 @@ async def test_closing_the_client_under_a_consumer_raises(
     await c.aclose()
     with pytest.raises(ClientClosedError):
         await asyncio.wait_for(task, 5)
+    assert not _aiokeys_tasks()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait (at most 5 s) until ``condition()`` holds on two checks in a row."""
+    async with asyncio.timeout(5):
+        while True:
+            if condition():
+                await asyncio.sleep(0.02)
+                if condition():
+                    return
+            await asyncio.sleep(0.01)
+
+
+async def test_closing_while_a_worker_waits_on_its_listing_and_the_queue_is_full(
+    fake_atlas: FakeAtlas,
+) -> None:
+    """The interleaving that once hung the consumer, set up on purpose.
+
+    One org's keys fill the queue, so its worker waits on the queue; the other
+    org's first page is slow, so its worker waits inside its listing. Closing
+    the client hands that worker ClientClosedError from its listing, and then
+    cancels it: the end must still reach the consumer, after the queued pairs.
+    """
+    token = fake_atlas.add_bearer_token()
+    busy, slow = fake_atlas.add_org(), fake_atlas.add_org()
+    fake_atlas.seed_keys(busy, 100, seed=1)
+    fake_atlas.seed_keys(slow, 5, seed=2)
+    fake_atlas.add_fault(Fault(kind="latency", delay=30.0, org_id=slow))
+    c = Client(auth=BearerToken(token), base_url=fake_atlas.url)
+    stream = c.keys_for_orgs([busy, slow], page_size=5)
+
+    first = await anext(stream)
+    await _until(lambda: stream._queue.full() and stream.progress.orgs_started == 2)
+    await c.aclose()
+    rest: list[tuple[str, ApiKey]] = []
+
+    async def drain() -> None:
+        async for pair in stream:
+            rest.append(pair)
+
+    with pytest.raises(ClientClosedError):
+        await asyncio.wait_for(drain(), 5)
+
+    assert first[0] == busy
+    assert 1 <= len(rest) <= 10  # the queue holds 2 x page_size places
+    assert {org for org, _ in rest} == {busy}
     assert not _aiokeys_tasks()
 
 
