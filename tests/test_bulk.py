@@ -359,6 +359,10 @@ async def _until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.01)
 
 
+def _page_tasks() -> set[asyncio.Task[object]]:
+    return {t for t in _aiokeys_tasks() if " page " in t.get_name()}
+
+
 async def test_closing_while_a_worker_waits_on_its_listing_and_the_queue_is_full(
     fake_atlas: FakeAtlas,
 ) -> None:
@@ -392,6 +396,56 @@ async def test_closing_while_a_worker_waits_on_its_listing_and_the_queue_is_full
     assert first[0] == busy
     assert 1 <= len(rest) <= 10  # the queue holds 2 x page_size places
     assert {org for org, _ in rest} == {busy}
+    assert not _aiokeys_tasks()
+
+
+async def test_a_bare_break_stops_fetching_within_the_documented_bound(
+    fake_atlas: FakeAtlas,
+) -> None:
+    """After a bare break: each worker's window plus the queue's 2 pages, no more.
+
+    4 orgs of 50 pages each; a walk through the orgs would send about 200
+    requests after the break. Closing the client then leaves no task.
+    """
+    fake_atlas.latency = 0.001
+    token = fake_atlas.add_bearer_token()
+    orgs = [fake_atlas.add_org() for _ in range(4)]
+    for n, org in enumerate(orgs):
+        fake_atlas.seed_keys(org, 1000, seed=n)
+    async with Client(
+        auth=BearerToken(token), base_url=fake_atlas.url, concurrency=4
+    ) as c:
+        async for _ in c.keys_for_orgs(orgs, page_size=20):
+            break
+        at_break = len(fake_atlas.requests)
+        await _until(lambda: not _page_tasks())
+        after = len(fake_atlas.requests) - at_break
+
+        assert c.window == 8
+        assert 4 * 8 <= after <= 4 * (8 + 1) + 2
+    assert not _aiokeys_tasks()
+
+
+async def test_a_bare_break_does_not_walk_orgs_without_keys(
+    fake_atlas: FakeAtlas,
+) -> None:
+    """Every org started takes a place in the queue: empty orgs stop with it.
+
+    One worker, a queue of 10 places (page size 5): after the break it may
+    start at most 10 more orgs, not all 30 empty ones.
+    """
+    token = fake_atlas.add_bearer_token()
+    first = fake_atlas.add_org()
+    fake_atlas.seed_keys(first, 3, seed=1)
+    empty = [fake_atlas.add_org() for _ in range(30)]
+    async with Client(
+        auth=BearerToken(token), base_url=fake_atlas.url, concurrency=1
+    ) as c:
+        async for _ in c.keys_for_orgs([first, *empty], page_size=5):
+            break
+        await _until(lambda: not _page_tasks())
+        asked = {r.path for r in fake_atlas.requests}
+        assert len([org for org in empty if any(org in p for p in asked)]) <= 10
     assert not _aiokeys_tasks()
 
 
