@@ -66,9 +66,15 @@ def validate_base_url(base_url: str | URL, *, allow_insecure_http: bool) -> URL:
             f"{url.scheme + '://' + url.raw_authority!r}"
         )
     if url.path not in ("", "/") or url.query_string or url.fragment:
+        # The path is named (aiokeys adds /api/atlas/v2 itself); a query or a
+        # fragment only by kind, as it may carry a token.
+        extra = [f"path {url.raw_path!r}"] if url.path not in ("", "/") else []
+        extra += ["a query"] if url.query_string else []
+        extra += ["a fragment"] if url.fragment else []
         raise InvalidArgumentError(
             "base_url must be an origin like https://cloud.mongodb.com, without "
-            f"path, query or fragment; got one for {str(url.origin())!r}"
+            f"path, query or fragment; {str(url.origin())!r} came with "
+            + " and ".join(extra)
         )
     if url.scheme == "http" and not is_loopback(url.host) and not allow_insecure_http:
         raise InvalidArgumentError(

@@ -170,6 +170,11 @@ class TestValidateBaseUrl:
         with pytest.raises(InvalidArgumentError):
             validate_base_url(url, allow_insecure_http=True)
 
+    def test_a_path_is_named_in_the_refusal(self) -> None:
+        """The path that makes a base URL no origin is shown, so it can be fixed."""
+        with pytest.raises(InvalidArgumentError, match=r"came with path '/api'"):
+            validate_base_url("http://127.0.0.1:1/api", allow_insecure_http=False)
+
 
 class TestAuthFromEnv:
     def test_service_account_wins_over_api_key_and_token(self) -> None:
