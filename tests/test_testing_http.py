@@ -105,6 +105,17 @@ async def test_retired_served_version_advises_only_a_live_one(
     assert body["detail"].endswith(advice)
 
 
+async def test_unknown_version_advises_a_live_one(http: aiohttp.ClientSession) -> None:
+    """A 406 never tells the client to send a version that is retired."""
+    async with FakeAtlas(require_auth=False, retired_versions=("2025-03-12",)) as atlas:
+        url = f"{_base(atlas)}/orgs/{atlas.add_org()}/aiModelApiKeys"
+        accept = "application/vnd.atlas.2030-01-01+json"
+        status, _, body = await _call(http, "GET", url, accept=accept)
+    assert (status, body["errorCode"]) == (406, "INVALID_VERSION")
+    assert "vnd.atlas.preview+json" in body["detail"]
+    assert "2025-03-12" not in body["detail"]
+
+
 async def test_version_among_several_accept_types(
     atlas: FakeAtlas, http: aiohttp.ClientSession
 ) -> None:

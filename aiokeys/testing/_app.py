@@ -195,15 +195,16 @@ class _Pipeline:
     ) -> tuple[str | None, web.Response | None]:
         version = requested_version(request.headers.get(hdrs.ACCEPT, ""))
         retired = self.state.retired_versions
+        usable = [v for v in SERVED_VERSIONS if v not in retired]
         if version is not None and version in retired:
-            usable = [v for v in SERVED_VERSIONS if v not in retired]
             advice = f"; use {usable[0]}." if usable else "."
             detail = f"API version {version} has been retired{advice}"
             return None, renderer.error(error_body(410, "VERSION_GONE", detail))
         if version not in SERVED_VERSIONS:
-            detail = (
-                "Unsupported or missing API version. Send Accept: "
-                f"application/vnd.atlas.{SERVED_VERSIONS[0]}+json"
+            detail = "Unsupported or missing API version." + (
+                f" Send Accept: application/vnd.atlas.{usable[0]}+json"
+                if usable
+                else ""
             )
             return None, renderer.error(error_body(406, "INVALID_VERSION", detail))
         return version, None
